@@ -1,0 +1,5 @@
+import sys
+
+from kdfair.cli import main
+
+sys.exit(main())

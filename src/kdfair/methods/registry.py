@@ -1,0 +1,54 @@
+"""Training methods by name (the sweep config's ``method:`` value).
+
+Each entry maps a name to its typed options (a strict pydantic model; defaults per SPEC §2) and a builder
+``build(options, context) -> Method``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from kdfair.errors import ConfigError
+from kdfair.methods import standard
+from kdfair.methods.base import Method, MethodContext
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    options: type[BaseModel]
+    build: Callable[[Any, MethodContext], Method]
+    description: str
+
+
+METHODS: dict[str, MethodSpec] = {
+    "ce": MethodSpec(standard.NoOptions, standard.build_ce, "cross-entropy only (teachers and NDS)"),
+    "kd": MethodSpec(standard.NoOptions, standard.build_kd, "Hinton KD on temperature-softened logits"),
+}
+
+
+def method_spec(name: str) -> MethodSpec:
+    """The registered method ``name``; an unknown name raises :class:`ConfigError` listing the valid ones."""
+    if name not in METHODS:
+        raise ConfigError(f"unknown method '{name}'; valid methods: {', '.join(sorted(METHODS))}")
+    return METHODS[name]
+
+
+def parse_method_options(name: str, raw: dict[str, Any] | None) -> BaseModel:
+    """Validate ``raw`` options for method ``name`` strictly (unknown keys and bad values are errors)."""
+    spec = method_spec(name)
+    try:
+        return spec.options.model_validate(raw or {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"method '{name}' option '{key}': {first['msg']}") from exc
+
+
+def build_method(name: str, raw_options: dict[str, Any] | None, context: MethodContext) -> Method:
+    """Build method ``name`` for one run."""
+    spec = method_spec(name)
+    return spec.build(parse_method_options(name, raw_options), context)

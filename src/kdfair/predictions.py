@@ -1,0 +1,248 @@
+"""The prediction format: a folder of runs, each with ``run.json`` and ``predictions.npz``.
+
+This is the boundary between training (kdfair's own or any other framework) and the audit. The format is
+documented in the README ("Prediction format"); this module reads and validates it.
+
+``run.json`` fields:
+    role          "teacher" | "nds" | "ds"                       (required)
+    seed          int >= 0                                       (required)
+    method        str, e.g. "kd", "bird"; default "ce" for teacher and nds, "kd" for ds
+    temperature   float > 0, required for a DS, absent otherwise
+    alpha         float in [0, 1], required for a DS, absent otherwise
+    model, dataset          optional strings
+    class_names             optional list of C strings
+    settings                optional free-form object (epochs, device, image size, ...), shown in reports
+
+``predictions.npz`` arrays:
+    sample_id     (N,) int or str, unique
+    y_true        (N,) int in [0, C)
+    logits | probs (N, C) float, finite; probs rows are distributions
+    attr_<name>   (N,) int or str, one array per protected attribute, at least two groups each
+    features      (N, d) float, optional, for individual fairness
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from kdfair.errors import PredictionFormatError
+
+RUN_JSON = "run.json"
+PREDICTIONS_NPZ = "predictions.npz"
+ATTR_PREFIX = "attr_"
+Role = Literal["teacher", "nds", "ds"]
+ROLES: tuple[str, ...] = ("teacher", "nds", "ds")
+
+
+class RunMeta(BaseModel):
+    """The contents of ``run.json``, validated strictly (an unknown key is an error)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Role
+    seed: int
+    method: str | None = None
+    temperature: float | None = None
+    alpha: float | None = None
+    model: str | None = None
+    dataset: str | None = None
+    class_names: list[str] | None = None
+    settings: dict[str, Any] = {}
+
+    @field_validator("seed")
+    @classmethod
+    def _seed_non_negative(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("seed must be >= 0")
+        return value
+
+    @model_validator(mode="after")
+    def _check_role_fields(self) -> RunMeta:
+        if self.role == "ds":
+            if self.temperature is None or self.alpha is None:
+                raise ValueError("a 'ds' run needs both 'temperature' and 'alpha'")
+            if not (math.isfinite(self.temperature) and self.temperature > 0):
+                raise ValueError(f"temperature must be > 0, got {self.temperature}")
+            if not 0.0 <= self.alpha <= 1.0:
+                raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+        elif self.temperature is not None or self.alpha is not None:
+            raise ValueError(f"a '{self.role}' run takes no 'temperature' or 'alpha'")
+        if self.method is None:
+            object.__setattr__(self, "method", "kd" if self.role == "ds" else "ce")
+        return self
+
+    @property
+    def group_key(self) -> tuple[str, str, float | None, float | None]:
+        """Runs with the same key are seeds of one experimental condition."""
+        return (self.role, str(self.method), self.temperature, self.alpha)
+
+    @property
+    def label(self) -> str:
+        """A short human-readable name of the condition, e.g. ``DS kd T=4 a=0.8``."""
+        if self.role == "ds":
+            return f"DS {self.method} T={self.temperature:g} a={self.alpha:g}"
+        return self.role.upper() if self.role == "nds" else "Teacher"
+
+
+@dataclass
+class RunPredictions:
+    """One run's validated predictions. Attributes are integer codes; ``attribute_levels`` names them."""
+
+    path: Path
+    meta: RunMeta
+    sample_id: np.ndarray
+    y_true: np.ndarray
+    probs: np.ndarray
+    attributes: dict[str, np.ndarray] = field(default_factory=dict)
+    attribute_levels: dict[str, list[str]] = field(default_factory=dict)
+    features: np.ndarray | None = None
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.probs.shape[1])
+
+    @property
+    def y_pred(self) -> np.ndarray:
+        return np.asarray(self.probs.argmax(axis=1), dtype=np.int64)
+
+
+def read_run_meta(run_dir: str | Path) -> RunMeta:
+    """Read and validate ``run_dir/run.json``."""
+    path = Path(run_dir) / RUN_JSON
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise PredictionFormatError(f"{path}: missing run.json") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PredictionFormatError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise PredictionFormatError(f"{path}: expected a JSON object")
+    try:
+        return RunMeta.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "run.json"
+        msg = first["msg"]
+        if first["type"] == "literal_error" and "role" in where:
+            msg = f"unknown role {raw.get('role')!r}; expected one of {', '.join(ROLES)}"
+        raise PredictionFormatError(f"{path}: {where}: {msg}") from exc
+
+
+def discover_runs(root: str | Path) -> list[Path]:
+    """All run folders (folders holding a ``run.json``) under ``root``, sorted by path."""
+    root = Path(root)
+    if not root.is_dir():
+        raise PredictionFormatError(f"{root}: not a directory")
+    runs = sorted(p.parent for p in root.rglob(RUN_JSON))
+    if not runs:
+        raise PredictionFormatError(f"{root}: no run folders found (no {RUN_JSON} below it)")
+    return runs
+
+
+def _encode_groups(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    levels, codes = np.unique(values, return_inverse=True)
+    return codes.astype(np.int64), [str(v) for v in levels.tolist()]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float32 (float64 inputs stay float64)."""
+    dtype = np.float64 if logits.dtype == np.float64 else np.float32
+    z = logits.astype(dtype, copy=True)
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z
+
+
+def load_predictions(run_dir: str | Path, meta: RunMeta | None = None) -> RunPredictions:
+    """Load and validate ``run_dir/predictions.npz``; raise :class:`PredictionFormatError` naming the problem."""
+    run_dir = Path(run_dir)
+    meta = meta if meta is not None else read_run_meta(run_dir)
+    path = run_dir / PREDICTIONS_NPZ
+    if not path.exists():
+        raise PredictionFormatError(f"{path}: missing predictions.npz")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError) as exc:
+        raise PredictionFormatError(f"{path}: truncated or corrupt npz ({type(exc).__name__}: {exc})") from exc
+
+    def need(key: str) -> np.ndarray:
+        if key not in arrays:
+            raise PredictionFormatError(f"{path}: missing array '{key}' (has: {', '.join(sorted(arrays))})")
+        return arrays[key]
+
+    sample_id = need("sample_id")
+    y_true = need("y_true")
+    if ("logits" in arrays) == ("probs" in arrays):
+        raise PredictionFormatError(f"{path}: needs exactly one of 'logits' or 'probs'")
+    scores_key = "logits" if "logits" in arrays else "probs"
+    scores = arrays[scores_key]
+    if scores.ndim != 2 or scores.shape[1] < 2:
+        raise PredictionFormatError(f"{path}: '{scores_key}' must have shape (N, C) with C >= 2, got {scores.shape}")
+    n, n_classes = scores.shape
+    for key, arr in [("sample_id", sample_id), ("y_true", y_true)]:
+        if arr.ndim != 1 or len(arr) != n:
+            raise PredictionFormatError(f"{path}: '{key}' has shape {arr.shape}, expected ({n},) to match '{scores_key}'")
+    if not np.issubdtype(scores.dtype, np.floating):
+        raise PredictionFormatError(f"{path}: '{scores_key}' must be floating point, got {scores.dtype}")
+    if not np.isfinite(scores).all():
+        bad = int((~np.isfinite(scores)).any(axis=1).sum())
+        raise PredictionFormatError(f"{path}: '{scores_key}' has NaN or inf values in {bad} rows")
+    if len(np.unique(sample_id)) != n:
+        raise PredictionFormatError(f"{path}: 'sample_id' values are not unique")
+    if not np.issubdtype(y_true.dtype, np.integer):
+        raise PredictionFormatError(f"{path}: 'y_true' must be integer class indices, got {y_true.dtype}")
+    if n and (y_true.min() < 0 or y_true.max() >= n_classes):
+        raise PredictionFormatError(
+            f"{path}: 'y_true' has labels outside [0, {n_classes}) (min {y_true.min()}, max {y_true.max()})"
+        )
+    if scores_key == "probs":
+        if (scores < 0).any() or (scores > 1).any() or not np.allclose(scores.sum(axis=1), 1.0, atol=1e-3):
+            raise PredictionFormatError(f"{path}: 'probs' rows must lie in [0, 1] and sum to 1")
+        probs = scores.astype(np.float32, copy=False)
+    else:
+        probs = softmax(scores)
+    attributes: dict[str, np.ndarray] = {}
+    levels: dict[str, list[str]] = {}
+    for key in sorted(arrays):
+        if not key.startswith(ATTR_PREFIX):
+            continue
+        name = key[len(ATTR_PREFIX) :]
+        values = arrays[key]
+        if values.ndim != 1 or len(values) != n:
+            raise PredictionFormatError(f"{path}: '{key}' has shape {values.shape}, expected ({n},)")
+        codes, names = _encode_groups(values)
+        if len(names) < 2:
+            raise PredictionFormatError(
+                f"{path}: protected attribute '{name}' has only one group ({names[0]!r}); it needs at least two"
+            )
+        attributes[name], levels[name] = codes, names
+    features = arrays.get("features")
+    if features is not None:
+        if features.ndim != 2 or len(features) != n:
+            raise PredictionFormatError(f"{path}: 'features' has shape {features.shape}, expected ({n}, d)")
+        if not np.isfinite(features).all():
+            raise PredictionFormatError(f"{path}: 'features' has NaN or inf values")
+    if meta.class_names is not None and len(meta.class_names) != n_classes:
+        raise PredictionFormatError(
+            f"{run_dir / RUN_JSON}: class_names has {len(meta.class_names)} names but predictions have {n_classes} classes"
+        )
+    return RunPredictions(
+        path=run_dir,
+        meta=meta,
+        sample_id=sample_id,
+        y_true=y_true.astype(np.int64, copy=False),
+        probs=probs,
+        attributes=attributes,
+        attribute_levels=levels,
+        features=features,
+    )
