@@ -11,6 +11,7 @@ import io
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,10 +34,21 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        crash_point(f"write:{target.name}")
         os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def crash_point(name: str) -> None:
+    """Kill this process with SIGKILL when ``$KDFAIR_CRASH_AT`` equals ``name``.
+
+    Used only by the resume tests to interrupt a sweep at exact points (``write:<file name>`` just before a
+    rename, ``epoch:<run_id>:<epoch>`` after an epoch's checkpoint). Unset, it does nothing.
+    """
+    if os.environ.get("KDFAIR_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:

@@ -47,7 +47,9 @@ class DataSplit:
     def subset(self, index: np.ndarray) -> DataSplit:
         """The samples at ``index`` (an int array), materialising lazily read inputs only when indexed."""
         index = np.asarray(index, dtype=np.int64)
-        inputs = self.inputs[index] if isinstance(self.inputs, np.ndarray) else _IndexedSource(self.inputs, index)
+        inputs = (
+            self.inputs[index] if isinstance(self.inputs, np.ndarray) else _IndexedSource(self.inputs, index)
+        )
         return DataSplit(
             inputs=inputs,
             labels=self.labels[index],

@@ -70,6 +70,10 @@ class Method(nn.Module):
         """Work done before the student's step (BIRD's meta update). Returns scalars to log."""
         return {}
 
+    def start_epoch(self, epoch: int) -> None:
+        """Called by the trainer before the first step of every epoch (``epoch`` counts from 0), also after a
+        resume. A no-op by default; BIRD uses it to end its warm-up of plain feature KD."""
+
     def own_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters this method optimises itself (excluded from the student's optimizer)."""
         return iter(())
@@ -87,3 +91,4 @@ class MethodContext:
     teacher_feature_dim: int | None = None
     teacher_map_channels: tuple[int, ...] | None = None  # channels of the teacher's stage maps, live teachers
     attribute_levels: dict[str, list[str]] = field(default_factory=dict)
+    student_map_channels: tuple[int, ...] | None = None  # channels of the student's stage maps (FitNet hints)

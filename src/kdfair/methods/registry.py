@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from kdfair.errors import ConfigError
-from kdfair.methods import standard
+from kdfair.methods import ad, at, bird, feature_kd, fitnet, mfd, standard
 from kdfair.methods.base import Method, MethodContext
 
 
@@ -27,6 +27,19 @@ class MethodSpec:
 METHODS: dict[str, MethodSpec] = {
     "ce": MethodSpec(standard.NoOptions, standard.build_ce, "cross-entropy only (teachers and NDS)"),
     "kd": MethodSpec(standard.NoOptions, standard.build_kd, "Hinton KD on temperature-softened logits"),
+    "fkd": MethodSpec(
+        feature_kd.FeatureKDOptions, feature_kd.build_fkd, "feature KD: MSE on penultimate features"
+    ),
+    "fitnet": MethodSpec(
+        fitnet.FitNetOptions, fitnet.build_fitnet, "FitNet hints through a learned regressor"
+    ),
+    "at": MethodSpec(at.AttentionTransferOptions, at.build_at, "attention transfer on stage maps"),
+    "ad": MethodSpec(ad.AdversarialOptions, ad.build_ad, "adversarial debiasing with gradient reversal"),
+    "mfd": MethodSpec(mfd.MFDOptions, mfd.build_mfd, "MFD: class- and group-wise MMD to teacher features"),
+    "bird": MethodSpec(bird.BIRDOptions, bird.build_bird, "BIRD: meta-learned FAIRDISTILL gate + L_o"),
+    "bird_no_meta": MethodSpec(
+        bird.BIRDOptions, bird.build_bird_no_meta, "BIRD without the meta step (gate fixed)"
+    ),
 }
 
 

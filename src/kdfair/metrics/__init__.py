@@ -1,0 +1,33 @@
+"""Plain metric functions with fairlearn-style signatures (SPEC §4-§6); results are fractions unless noted.
+
+* :mod:`kdfair.metrics.classwise`: class accuracy, normalised class accuracy, disagreement, AUROC, F1.
+* :mod:`kdfair.metrics.group`: demographic parity and equalized odds differences, DEO.
+* :mod:`kdfair.metrics.individual`: the kNN graph, individual unfairness, consistency.
+"""
+
+from kdfair.metrics.classwise import (
+    auroc,
+    class_accuracy,
+    disagreement_matrix,
+    disagreement_rate,
+    f1,
+    normalized_class_accuracy,
+)
+from kdfair.metrics.group import demographic_parity_difference, deo, deo_gaps, equalized_odds_difference
+from kdfair.metrics.individual import consistency, individual_unfairness, knn_graph
+
+__all__ = [
+    "auroc",
+    "class_accuracy",
+    "consistency",
+    "deo",
+    "deo_gaps",
+    "demographic_parity_difference",
+    "disagreement_matrix",
+    "disagreement_rate",
+    "equalized_odds_difference",
+    "f1",
+    "individual_unfairness",
+    "knn_graph",
+    "normalized_class_accuracy",
+]

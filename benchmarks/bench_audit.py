@@ -1,0 +1,127 @@
+"""Time ``kdfair audit`` on an ImageNet-sized synthetic sweep and record it in BENCHMARKS.md ("## Audit").
+
+The sweep: 1,000 classes, 50,000 test samples, 60 runs (5 seeds x {teacher, NDS, DS at T = 1..10}), one
+binary protected attribute, float16 logits, 16-d features and representation. It is generated once into
+``--workdir`` (about 6 GB, several minutes) and reused. The timed part is ``audit_runs`` + ``write_audit``,
+exactly what ``kdfair audit`` does. Usage::
+
+    nice python benchmarks/bench_audit.py [--workdir DIR] [--jobs N] [--repeat 1] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from kdfair.audit.engine import audit_runs, write_audit
+from kdfair.io import write_text_atomic
+from kdfair.synthetic import make_synthetic_sweep
+
+N_CLASSES, N_SAMPLES, SEEDS, TEMPERATURES = 1000, 50_000, range(5), list(range(1, 11))
+TARGET_SECONDS = 30.0
+BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+SECTION = "## Audit"
+
+
+def ensure_sweep(workdir: Path) -> Path:
+    """Generate the sweep into ``workdir`` unless a complete one is there (marker file ``COMPLETE``)."""
+    marker = workdir / "COMPLETE"
+    if not marker.exists():
+        print(f"generating the synthetic sweep into {workdir} (once) ...", file=sys.stderr)
+        start = time.perf_counter()
+        make_synthetic_sweep(
+            workdir,
+            n_classes=N_CLASSES,
+            n_samples=N_SAMPLES,
+            seeds=list(SEEDS),
+            temperatures=TEMPERATURES,
+            attributes={"group": 2},
+            logit_dtype="float16",
+            feature_dim=16,
+        )
+        write_text_atomic(marker, "ok\n")
+        print(f"generated in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    return workdir
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        match = re.search(r"Model name:\s*(.+)", out)
+        return match.group(1).strip() if match else platform.processor()
+    except (OSError, subprocess.SubprocessError):
+        return platform.processor() or "unknown"
+
+
+def time_audit(workdir: Path, jobs: int | None) -> tuple[float, int]:
+    """Seconds for audit_runs + write_audit on ``workdir``, and the number of runs audited."""
+    start = time.perf_counter()
+    result = audit_runs(workdir, jobs=jobs, progress=True)
+    write_audit(result, workdir / "audit")
+    return time.perf_counter() - start, int(result.info["n_runs"])
+
+
+def section_text(times: list[float], n_runs: int, jobs: int | None, command: str) -> str:
+    best = min(times)
+    verdict = "meets" if best < TARGET_SECONDS else "MISSES"
+    return "\n".join(
+        [
+            SECTION,
+            "",
+            f"Full `kdfair audit` (audit_runs + write_audit) of a synthetic ImageNet-sized sweep: "
+            f"{n_runs} runs "
+            f"({len(SEEDS)} seeds x teacher, NDS, DS at T = 1..10), {N_CLASSES:,} classes, "
+            f"{N_SAMPLES:,} test samples, float16 logits, one binary attribute, 16-d representation.",
+            "",
+            "| date | machine | jobs | runs | seconds (each repeat) | target |",
+            "|---|---|---|---|---|---|",
+            f"| {datetime.date.today().isoformat()} | {cpu_model()}, {os.cpu_count()} cores (shared) | "
+            f"{jobs if jobs else 'auto'} | {n_runs} | {', '.join(f'{t:.1f}' for t in times)} | "
+            f"< {TARGET_SECONDS:.0f} s: {verdict} |",
+            "",
+            f"Command: `{command}`",
+            "",
+        ]
+    )
+
+
+def write_section(text: str, path: Path = BENCHMARKS_MD) -> None:
+    """Replace this file's ``## Audit`` section (up to the next ``## `` heading), or append it."""
+    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    new = pattern.sub(lambda _: text + "\n", old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
+    write_text_atomic(path, new)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "kdfair-bench-audit")
+    parser.add_argument("--jobs", type=int, default=None, help="audit worker processes (default: automatic)")
+    parser.add_argument("--repeat", type=int, default=1, help="timed repeats (the first may read from disk)")
+    parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    args = parser.parse_args()
+    workdir = ensure_sweep(args.workdir)
+    times, n_runs = [], 0
+    for _ in range(args.repeat):
+        seconds, n_runs = time_audit(workdir, args.jobs)
+        times.append(seconds)
+        print(f"audit: {seconds:.1f} s for {n_runs} runs", file=sys.stderr)
+    command = "nice python benchmarks/bench_audit.py" + (f" --jobs {args.jobs}" if args.jobs else "")
+    command += f" --repeat {args.repeat}" if args.repeat != 1 else ""
+    text = section_text(times, n_runs, args.jobs, command)
+    print(text)
+    if not args.no_write:
+        write_section(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

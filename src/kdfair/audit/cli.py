@@ -1,0 +1,76 @@
+"""``kdfair audit RUNS_DIR``: audit a folder of runs and write the tables (docs/audit.md).
+
+Prints a summary table per condition (seeds, accuracy mean ± std in %, #SC/#TC raw and after
+Benjamini-Hochberg, DPD and EOD per protected attribute in %) and where the files are. With ``--json`` it
+prints one JSON document instead and nothing else on stdout (schema: :mod:`kdfair.audit.summary`); the
+progress bar goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``audit`` command to the ``kdfair`` parser."""
+    parser = subparsers.add_parser(
+        "audit",
+        help="compute class-wise bias and fairness metrics from saved predictions",
+        description="Audit a folder of runs in the prediction format (run.json + predictions.npz per run).",
+    )
+    parser.add_argument("runs_dir", metavar="RUNS_DIR", type=Path, help="folder searched for run folders")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: RUNS_DIR/audit)")
+    parser.add_argument("--level", type=float, default=0.05, help="significance level of the Welch tests")
+    parser.add_argument(
+        "--representation",
+        default="auto",
+        help="kNN representation for individual fairness: auto (RUNS_DIR/representation.npz, else teacher "
+        "features), teacher, none, or PATH.npz with arrays sample_id and x",
+    )
+    parser.add_argument("--k", type=int, default=5, help="neighbours per sample for individual fairness")
+    parser.add_argument(
+        "--jobs", type=int, default=None, help="worker processes over runs (default: automatic)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON document to stdout instead of a table"
+    )
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the audit, write its files, print the summary; 0 on success (errors raise KdfairError)."""
+    from kdfair.audit.engine import audit_runs, write_audit  # heavy imports only when the command runs
+    from kdfair.audit.summary import format_table, json_document
+
+    out_dir = args.out if args.out is not None else args.runs_dir / "audit"
+    result = audit_runs(
+        args.runs_dir,
+        level=args.level,
+        representation=args.representation,
+        k=args.k,
+        jobs=args.jobs,
+        progress=True,
+    )
+    write_audit(result, out_dir)
+    if args.json:
+        print(json.dumps(json_document(result, out_dir), indent=2, default=str))
+        return 0
+    print(format_table(result))
+    print()
+    print(
+        f"{result.info['n_runs']} runs, {len(result.info['conditions'])} conditions; "
+        f"tables written to {out_dir}"
+    )
+    if result.warnings:
+        print(
+            f"{len(result.warnings)} warning(s) about undefined quantities, "
+            f"listed in {out_dir / 'audit.json'}:"
+        )
+        for message in result.warnings[:5]:
+            print(f"  - {message}")
+        if len(result.warnings) > 5:
+            print(f"  ... and {len(result.warnings) - 5} more")
+    return 0

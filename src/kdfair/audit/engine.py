@@ -1,0 +1,268 @@
+"""The audit engine: a folder of runs in the prediction format -> tidy tables.
+
+The tables are those of docs/ARCHITECTURE.md, "Audit output".
+
+:func:`audit_runs` reads every run's metadata first (an unknown role or a condition with too few seeds fails
+before any prediction is loaded), loads the reference run (first teacher seed), builds one kNN graph for
+individual fairness, then streams over the runs -- one run's probabilities in memory per worker -- keeping
+only scalars, class accuracies and predicted labels. From these it computes the seed summaries, the Welch
+class tests (#SC: NDS vs DS, #TC: teacher vs DS, SPEC §4) and the seed-paired disagreement matrices.
+:func:`write_audit` writes the tables into a temporary folder and renames it into place, so a failed audit
+leaves no partial output.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from kdfair import __version__
+from kdfair.audit import tables
+from kdfair.audit.conditions import Condition, check_welch_seeds, group_conditions, reference_conditions
+from kdfair.audit.inputs import Reference, resolve_representation
+from kdfair.audit.runmetrics import RunContext, RunResult, audit_run
+from kdfair.errors import KdfairError, KdfairWarning
+from kdfair.io import write_bytes_atomic, write_json_atomic, write_text_atomic
+from kdfair.predictions import RunMeta, discover_runs, load_predictions, read_run_meta
+
+# Above this many logit values (runs x samples x classes) the audit uses a process pool by default.
+PARALLEL_THRESHOLD = 200_000_000
+
+
+@dataclass
+class AuditResult:
+    """Everything ``write_audit`` writes; column meanings in docs/ARCHITECTURE.md, "Audit output"."""
+
+    info: dict[str, Any]  # audit.json
+    run_metrics: pd.DataFrame
+    summary: pd.DataFrame
+    class_accuracy: pd.DataFrame
+    class_tests: pd.DataFrame
+    significance_counts: pd.DataFrame
+    disagreement: dict[str, np.ndarray]  # condition id -> (C, C) seed-averaged counts, rows = teacher
+    disagreement_rate: pd.DataFrame
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.info["warnings"])
+
+
+def audit_runs(
+    runs_dir: str | Path,
+    *,
+    level: float = 0.05,
+    representation: str | Path | None = None,
+    k: int = 5,
+    jobs: int | None = None,
+    progress: bool = False,
+) -> AuditResult:
+    """Audit every run under ``runs_dir`` (see module docstring); nothing is written.
+
+    ``level``: significance level of the Welch tests (raw and Benjamini-Hochberg). ``representation``:
+    ``None``/``"auto"``, ``"teacher"``, ``"none"`` or a path to an npz (see
+    :func:`kdfair.audit.inputs.resolve_representation`). ``k``: neighbours for individual fairness.
+    ``jobs``: worker processes over runs (default: 1 for small sweeps, else up to 2). Every
+    :class:`KdfairWarning` raised is recorded, deduplicated, in ``info["warnings"]``. User errors raise
+    :class:`~kdfair.errors.KdfairError` subclasses.
+    """
+    if not 0.0 < level < 1.0:
+        raise KdfairError(f"--level must be in (0, 1), got {level}")
+    if k < 2:
+        raise KdfairError(f"--k must be >= 2 (consistency counts each point among its k neighbours), got {k}")
+    runs_dir = Path(runs_dir)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", KdfairWarning)
+        metas = [(run_dir, read_run_meta(run_dir)) for run_dir in discover_runs(runs_dir)]
+        conditions = group_conditions(metas)
+        check_welch_seeds(conditions)
+        ctx, first = _context(runs_dir, conditions, representation, k)
+        results = list(_stream(conditions, ctx, first, jobs, progress))
+        result = _aggregate(runs_dir, conditions, ctx, results, level)
+    messages = [m for r in results for m in r.warnings]
+    messages += [str(w.message) for w in caught if issubclass(w.category, KdfairWarning)]
+    result.info["warnings"] = list(dict.fromkeys(messages))
+    for w in caught:  # other warnings (numpy, pandas) are passed on, not swallowed
+        if not issubclass(w.category, KdfairWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return result
+
+
+def _context(
+    runs_dir: Path, conditions: list[Condition], representation: str | Path | None, k: int
+) -> tuple[RunContext, tuple[Path, RunMeta, Any]]:
+    """Load the reference run, resolve the representation and build the kNN graph."""
+    teacher, _ = reference_conditions(conditions)
+    first_cond = teacher if teacher is not None else conditions[0]
+    first_dir, first_meta = first_cond.run_dirs[0], first_cond.metas[0]
+    first_run = load_predictions(first_dir, first_meta)
+    ref = Reference.from_run(first_run)
+    name, x = resolve_representation(representation, runs_dir, first_run if teacher else None, ref)
+    neighbors = None
+    if x is not None:
+        from kdfair.metrics.individual import knn_graph
+
+        if len(x) <= k:
+            raise KdfairError(f"--k {k} needs more than {k} test samples, got {len(x)}")
+        neighbors = knn_graph(x, k=k)
+    ctx = RunContext(reference=ref, representation=x, neighbors=neighbors, k=k, description=name)
+    return ctx, (first_dir, first_meta, first_run)
+
+
+_WORKER_CONTEXT: RunContext | None = None  # set in the parent before forking the pool
+
+
+def _pool_task(task: tuple[Path, RunMeta, str]) -> RunResult:
+    assert _WORKER_CONTEXT is not None
+    return audit_run(task[0], task[1], task[2], _WORKER_CONTEXT)
+
+
+def _default_jobs(n_runs: int, ref: Reference) -> int:
+    size = n_runs * len(ref.y_true) * ref.n_classes
+    if size < PARALLEL_THRESHOLD or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return max(1, min(2, os.cpu_count() or 1, n_runs - 1))
+
+
+def _stream(
+    conditions: list[Condition],
+    ctx: RunContext,
+    first: tuple[Path, RunMeta, Any],
+    jobs: int | None,
+    progress: bool,
+) -> Iterator[RunResult]:
+    """Audit the runs one at a time (the reference run first, already loaded), in a pool when ``jobs`` > 1."""
+    global _WORKER_CONTEXT
+    first_dir, first_meta, first_run = first
+    ids = {run_dir: c.id for c in conditions for run_dir in c.run_dirs}
+    tasks = [
+        (d, m, ids[d]) for c in conditions for d, m in zip(c.run_dirs, c.metas, strict=True) if d != first_dir
+    ]
+    jobs = _default_jobs(len(tasks) + 1, ctx.reference) if jobs is None else max(1, jobs)
+    # disable=None: tqdm shows the bar only when stderr is a terminal
+    bar = tqdm(total=len(tasks) + 1, desc="audit", unit="run", disable=None if progress else True)
+    with bar:
+        yield audit_run(first_dir, first_meta, ids[first_dir], ctx, run=first_run)
+        del first_run, first
+        bar.update()
+        if jobs == 1 or len(tasks) < 2:
+            for task in tasks:
+                yield audit_run(task[0], task[1], task[2], ctx)
+                bar.update()
+            return
+        _WORKER_CONTEXT = ctx
+        try:
+            with multiprocessing.get_context("fork").Pool(jobs) as pool:
+                for result in pool.imap(_pool_task, tasks):
+                    yield result
+                    bar.update()
+        finally:
+            _WORKER_CONTEXT = None
+
+
+def _aggregate(
+    runs_dir: Path,
+    conditions: list[Condition],
+    ctx: RunContext,
+    results: list[RunResult],
+    level: float,
+) -> AuditResult:
+    ref = ctx.reference
+    by_condition = {c.id: [r for r in results if r.condition == c.id] for c in conditions}
+    run_metrics = tables.run_metrics_table(conditions, by_condition)
+    comparisons = tables.welch_comparisons(conditions, by_condition, level)
+    disagreement, rates = tables.disagreements(conditions, by_condition, ref)
+    info = {
+        "kdfair_version": __version__,
+        "runs_dir": str(runs_dir),
+        "n_runs": len(results),
+        "n_classes": ref.n_classes,
+        "class_names": ref.class_names,
+        "attributes": ref.attribute_levels,
+        "level": level,
+        "n_seeds": {c.id: c.n_seeds for c in conditions},
+        "conditions": [c.describe() for c in conditions],
+        "settings": tables.collect_settings(conditions),
+        "individual_fairness": {"representation": ctx.description, "k": ctx.k},
+        "reference_run": str(ref.run_dir),
+        "warnings": [],
+    }
+    return AuditResult(
+        info=info,
+        run_metrics=run_metrics,
+        summary=tables.summary_table(run_metrics),
+        class_accuracy=tables.class_accuracy_table(conditions, by_condition),
+        class_tests=comparisons[0],
+        significance_counts=comparisons[1],
+        disagreement=disagreement,
+        disagreement_rate=rates,
+    )
+
+
+AUDIT_FILES = (
+    "audit.json",
+    "run_metrics.csv",
+    "summary.csv",
+    "class_accuracy.csv",
+    "class_tests.csv",
+    "significance_counts.csv",
+    "disagreement_rate.csv",
+    "disagreement/",
+)
+
+
+def _write_tables(result: AuditResult, folder: Path) -> None:
+    write_json_atomic(folder / "audit.json", result.info)
+    for name, frame in (
+        ("run_metrics", result.run_metrics),
+        ("summary", result.summary),
+        ("class_accuracy", result.class_accuracy),
+        ("class_tests", result.class_tests),
+        ("significance_counts", result.significance_counts),
+        ("disagreement_rate", result.disagreement_rate),
+    ):
+        write_text_atomic(folder / f"{name}.csv", frame.to_csv(index=False))
+    (folder / "disagreement").mkdir()
+    for condition, matrix in result.disagreement.items():
+        buffer = io.BytesIO()
+        np.save(buffer, matrix)
+        write_bytes_atomic(folder / "disagreement" / f"{condition}.npy", buffer.getvalue())
+
+
+def write_audit(result: AuditResult, out_dir: str | Path) -> Path:
+    """Write the audit tables (``AUDIT_FILES``) to ``out_dir``, replacing a previous audit there.
+
+    Files are written into a temporary sibling folder that is renamed onto ``out_dir`` only when complete:
+    a failure leaves ``out_dir`` as it was (absent, or the previous audit). Returns ``out_dir``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    staging.chmod(0o755)
+    old = None
+    try:
+        _write_tables(result, staging)
+        if out_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+            os.replace(out_dir, old / out_dir.name)
+        os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if old is not None and not out_dir.exists():
+            os.replace(old / out_dir.name, out_dir)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return out_dir

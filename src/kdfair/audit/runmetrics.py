@@ -1,0 +1,124 @@
+"""Per-run metrics: load one run, check it against the reference, compute metrics, drop its probabilities.
+
+This is the unit of work the audit streams over (optionally in a process pool): a run's probabilities live
+only inside :func:`audit_run`; what comes back is a :class:`RunResult` of scalars, class accuracies and the
+predicted labels (kept for the disagreement matrices).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kdfair.audit.inputs import Reference
+from kdfair.errors import KdfairWarning
+from kdfair.metrics import classwise, group
+from kdfair.predictions import RunMeta, RunPredictions, load_predictions
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every run's metrics need besides the run itself (shared by all workers)."""
+
+    reference: Reference
+    representation: np.ndarray | None  # (N, d), reference order, or None: no individual fairness
+    neighbors: tuple[np.ndarray, np.ndarray] | None  # kNN graph (indices, distances) of the representation
+    k: int
+    description: str = "none"  # where the representation came from (audit.json individual_fairness)
+
+
+@dataclass
+class RunResult:
+    """One run's results. ``scalars``: (metric, attribute or "", value) with values as fractions."""
+
+    condition: str
+    seed: int
+    run_dir: Path
+    accuracy: float
+    scalars: list[tuple[str, str, float]]
+    class_accuracy: np.ndarray  # (C,)
+    normalized_accuracy: np.ndarray  # (C,)
+    y_pred: np.ndarray  # (N,) in reference order; int16 when C fits
+    warnings: list[str]
+
+
+def _label_dtype(n_classes: int) -> type[np.integer]:
+    return np.int16 if n_classes <= np.iinfo(np.int16).max else np.int32
+
+
+def run_metrics(probs: np.ndarray, y_pred: np.ndarray, ctx: RunContext) -> list[tuple[str, str, float]]:
+    """Every per-run metric of SPEC §4-§6 (fractions), in the audit's long format (metric, attribute, value).
+
+    ``probs`` (N, C) and ``y_pred`` (N,) are in the reference's row order.
+    """
+    ref = ctx.reference
+    y_true, n_classes = ref.y_true, ref.n_classes
+    rows: list[tuple[str, str, float]] = [
+        ("accuracy", "", float(np.mean(y_pred == y_true))),
+        ("auroc", "", classwise.auroc(y_true, probs)),
+        ("f1", "", classwise.f1(y_true, y_pred, n_classes)),
+    ]
+    if ctx.representation is not None:
+        from kdfair.metrics import individual
+
+        rows.append(
+            (
+                "individual_unfairness",
+                "",
+                individual.individual_unfairness(probs, ctx.representation, ctx.k, neighbors=ctx.neighbors),
+            )
+        )
+        rows.append(
+            (
+                "consistency",
+                "",
+                individual.consistency(y_pred, ctx.representation, ctx.k, neighbors=ctx.neighbors),
+            )
+        )
+    for name, codes in ref.attributes.items():
+        kw = {"sensitive_features": codes, "n_classes": n_classes}
+        rows.append(("dpd", name, group.demographic_parity_difference(y_true, y_pred, **kw)))
+        rows.append(("eod", name, group.equalized_odds_difference(y_true, y_pred, **kw)))
+        rows.append(("deo_mean", name, group.deo(y_true, y_pred, agg="mean", **kw)))
+        rows.append(("deo_max", name, group.deo(y_true, y_pred, agg="max", **kw)))
+    return [(metric, attr, float(value)) for metric, attr, value in rows]
+
+
+def audit_run(
+    run_dir: Path, meta: RunMeta, condition: str, ctx: RunContext, run: RunPredictions | None = None
+) -> RunResult:
+    """Load ``run_dir`` (unless ``run`` is given), validate it against the reference and compute its metrics.
+
+    Every :class:`KdfairWarning` raised on the way is returned in ``warnings``, prefixed by the run's folder
+    name. Raises :class:`~kdfair.errors.PredictionFormatError` on a run that breaks the format or disagrees
+    with the reference.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", KdfairWarning)
+        run = run if run is not None else load_predictions(run_dir, meta)
+        ref = ctx.reference
+        index = ref.alignment(run.sample_id, str(run_dir))
+        ref.check_run(run, index)
+        probs = run.probs if index is None else run.probs[index]
+        y_pred = np.asarray(probs.argmax(axis=1), dtype=np.int64)
+        scalars = run_metrics(probs, y_pred, ctx)
+        class_acc = classwise.class_accuracy(ref.y_true, y_pred, ref.n_classes)
+        normalized = classwise.normalized_class_accuracy(ref.y_true, y_pred, ref.n_classes)
+    messages = [f"{run_dir.name}: {w.message}" for w in caught if issubclass(w.category, KdfairWarning)]
+    for w in caught:
+        if not issubclass(w.category, KdfairWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return RunResult(
+        condition=condition,
+        seed=meta.seed,
+        run_dir=run_dir,
+        accuracy=scalars[0][2],
+        scalars=scalars,
+        class_accuracy=class_acc,
+        normalized_accuracy=normalized,
+        y_pred=y_pred.astype(_label_dtype(ref.n_classes)),
+        warnings=messages,
+    )

@@ -1,0 +1,42 @@
+"""``kdfair report AUDIT_OR_RUNS_DIR --out DIR``: tables, figures and one HTML page, from files only."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from kdfair.report.figures import TOP_K_CLASSES
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``report`` command to the ``kdfair`` dispatcher."""
+    parser = subparsers.add_parser(
+        "report",
+        help="render tables, figures and an HTML page from an audit folder",
+        description="Render the papers' tables (Markdown, LaTeX, CSV), figures (PNG, SVG) and one "
+        "self-contained index.html from an audit folder. Given a runs folder, audit it first into "
+        "<runs_dir>/audit.",
+    )
+    parser.add_argument("audit_dir", type=Path, metavar="AUDIT_OR_RUNS_DIR")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: report/ beside the audit folder, or inside the runs folder)")
+    parser.add_argument(
+        "--top-k",
+        type=int,
+        default=TOP_K_CLASSES,
+        help=f"classes shown in the class-wise figure when there are more (default {TOP_K_CLASSES})",
+    )
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the report and print the path of index.html."""
+    from kdfair.report import build_report
+
+    source = args.audit_dir.resolve()
+    default = source.parent / "report" if (source / "audit.json").is_file() else source / "report"
+    out = args.out if args.out is not None else default
+    index = build_report(args.audit_dir, out, top_k=args.top_k)
+    print(index)
+    return 0

@@ -1,0 +1,166 @@
+"""Figures of quantities against the distillation temperature (paper 002 Figures 3-5, individual fairness).
+
+DS conditions form one line per (method, alpha); the teacher and the NDS are horizontal reference lines with a
+±1 std band. Fractions are plotted in percent; individual unfairness is unitless.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kdfair.report.figstyle import NDS_STYLE, TEACHER_STYLE, Figure, new_figure, save_figure, series_style
+from kdfair.report.figstyle import temperature_axis as _temperature_axis
+from kdfair.report.load import AuditData, Condition
+
+
+def ds_series(audit: AuditData) -> list[tuple[str, list[Condition]]]:
+    """DS conditions grouped by (method, alpha), each sorted by temperature, with a legend label."""
+    groups: dict[tuple[str, float | None], list[Condition]] = {}
+    for cond in audit.by_role("ds"):
+        groups.setdefault((cond.method, cond.alpha), []).append(cond)
+    single = len(groups) == 1
+    out = []
+    for (method, alpha), conds in groups.items():
+        label = "DS" if single else f"DS {method} α={alpha:g}"
+        out.append((label, sorted(conds, key=lambda c: c.temperature or 0.0)))
+    return out
+
+
+def _mean_std(audit: AuditData, conds: list[Condition], metric: str, attribute: str, scale: float):
+    stats = [audit.stat(c.id, metric, attribute) for c in conds]
+    mean = np.array([s[0] * scale if s else np.nan for s in stats])
+    std = np.array([s[1] * scale if s else np.nan for s in stats])
+    return mean, np.nan_to_num(std)
+
+
+def metric_vs_temperature(
+    ax: Any, audit: AuditData, metric: str, attribute: str, scale: float, ylabel: str
+) -> bool:
+    """Plot ``metric`` (mean ± std over seeds) against T with teacher/NDS references; False if no data."""
+    series = ds_series(audit)
+    drawn = False
+    for index, (label, conds) in enumerate(series):
+        mean, std = _mean_std(audit, conds, metric, attribute, scale)
+        if np.all(np.isnan(mean)):
+            continue
+        temps = [c.temperature for c in conds]
+        ax.errorbar(temps, mean, yerr=std, capsize=3, label=label, **series_style(index, len(series)))
+        drawn = True
+    for role, style, name in (("teacher", TEACHER_STYLE, "Teacher"), ("nds", NDS_STYLE, "NDS")):
+        found = [audit.stat(c.id, metric, attribute) for c in audit.by_role(role)]
+        if found and found[0] is not None:
+            mean, std = found[0][0] * scale, np.nan_to_num(found[0][1] * scale)
+            ax.axhline(mean, color=style["color"], linestyle=style["linestyle"], label=f"{name} (reference)")
+            ax.axhspan(mean - std, mean + std, color=style["color"], alpha=0.08)
+            drawn = True
+    if drawn:
+        _temperature_axis(ax, [c.temperature for _, conds in series for c in conds])
+        ax.set_ylabel(ylabel)
+        ax.legend(loc="best")
+    return drawn
+
+
+def fig_significance(audit: AuditData, out_dir: Path) -> Figure | None:
+    """Paper 002 Figure 3: #SC and #TC (raw and BH) and test accuracy against temperature."""
+    counts = audit.table("significance_counts")
+    series = ds_series(audit)
+    if counts is None or not series:
+        return None
+    by_cond = {str(r["condition"]): r for _, r in counts.iterrows()}
+    fig, axes = new_figure(2, 1, width=11, height=4.2)
+    ax = axes[0, 0]
+    styles = {"sc": ("#0072B2", "o", "#SC (NDS vs DS)"), "tc": ("#E69F00", "s", "#TC (teacher vs DS)")}
+    for index, (label, conds) in enumerate(series):
+        temps = [c.temperature for c in conds]
+        for key, (color, marker, name) in styles.items():
+            for suffix, linestyle, tag in (("", "-", "raw"), ("_bh", "--", "BH")):
+                values = [float(by_cond[c.id][key + suffix]) if c.id in by_cond else np.nan for c in conds]
+                prefix = "" if len(series) == 1 else f"{label}: "
+                ax.plot(temps, values, color=color, marker=marker, linestyle=linestyle,
+                        markerfacecolor="white" if suffix else color, label=f"{prefix}{name}, {tag}")
+    _temperature_axis(ax, [c.temperature for _, conds in series for c in conds])
+    ax.set_ylabel(f"significantly affected classes (of {audit.n_classes})")
+    ax.set_title("(a) affected classes, p ≤ %g" % audit.level)
+    ax.legend(loc="best")
+    metric_vs_temperature(axes[0, 1], audit, "accuracy", "", 100.0, "test accuracy (%)")
+    axes[0, 1].set_title("(b) test accuracy")
+    png, svg = save_figure(fig, out_dir, "fig3_significance_vs_temperature")
+    return Figure(
+        name="fig3_significance_vs_temperature",
+        title="Figure 3: Temperature vs affected classes and accuracy",
+        caption="Left: how many classes change significantly when distilling at each temperature, compared with "
+        "the student trained from scratch (#SC) and with the teacher (#TC); solid lines count raw p-values, "
+        "dashed lines after Benjamini-Hochberg correction. Right: the distilled student's test accuracy, with "
+        "the teacher and the non-distilled student as horizontal references.",
+        png=png,
+        svg=svg,
+    )
+
+
+def _two_panel(audit: AuditData, out_dir: Path, name: str, panels: list[tuple[str, str, float, str]]):
+    fig, axes = new_figure(len(panels), 1, width=11, height=4.0)
+    drawn = False
+    for ax, (metric, attribute, scale, ylabel) in zip(axes[0], panels, strict=True):
+        drawn |= metric_vs_temperature(ax, audit, metric, attribute, scale, ylabel)
+        ax.set_title(ylabel)
+    if not drawn:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+        return None
+    return save_figure(fig, out_dir, name)
+
+
+def fig_group_fairness(audit: AuditData, out_dir: Path, attribute: str) -> Figure | None:
+    """Paper 002 Figures 4-5: EOD and DPD (%) against temperature for one attribute."""
+    if not (audit.has_metric("eod", attribute) or audit.has_metric("dpd", attribute)):
+        return None
+    slug = "".join(ch if ch.isalnum() else "_" for ch in attribute.lower())
+    name = f"fig4_fairness_{slug}"
+    paths = _two_panel(
+        audit,
+        out_dir,
+        name,
+        [("eod", attribute, 100.0, "EOD (%), lower is fairer"), ("dpd", attribute, 100.0, "DPD (%), lower is fairer")],
+    )
+    if paths is None:
+        return None
+    return Figure(
+        name=name,
+        title=f"Figures 4-5: Group fairness vs temperature, attribute '{attribute}'",
+        caption=f"Equalized odds difference (left) and demographic parity difference (right) between the "
+        f"'{attribute}' groups, in percent, for the distilled student at each temperature (mean ± std over "
+        "seeds). Horizontal lines: the teacher and the non-distilled student. Lower is fairer.",
+        png=paths[0],
+        svg=paths[1],
+    )
+
+
+def fig_individual_fairness(audit: AuditData, out_dir: Path) -> Figure | None:
+    """Individual unfairness (unitless) and consistency (%) against temperature."""
+    if not (audit.has_metric("individual_unfairness") or audit.has_metric("consistency")):
+        return None
+    name = "fig6_individual_fairness"
+    paths = _two_panel(
+        audit,
+        out_dir,
+        name,
+        [
+            ("individual_unfairness", "", 1.0, "individual unfairness, lower is fairer"),
+            ("consistency", "", 100.0, "consistency (%), higher is fairer"),
+        ],
+    )
+    if paths is None:
+        return None
+    return Figure(
+        name=name,
+        title="Individual fairness vs temperature",
+        caption="Left: how much the predicted probabilities differ between a test sample and its nearest "
+        "neighbours, per unit of (normalised) distance; lower is fairer. Right: consistency, the agreement of "
+        "a prediction with its neighbours' predictions, in percent; higher is fairer.",
+        png=paths[0],
+        svg=paths[1],
+    )

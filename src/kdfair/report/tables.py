@@ -1,0 +1,183 @@
+"""The report's tables, built from an audit folder (SPEC §8; paper 002 Tables 1-4, BIRD 004 Tables 1-6).
+
+Every table has one row per condition in the paper's order (Teacher, NDS, DS by temperature; DS grouped by
+method and alpha), label columns ``Model`` [``Method``] ``T`` [``α``], and mean ± std over seeds. Accuracy,
+fairness, AUROC, F1 and consistency are shown in percent with 2 decimals; individual unfairness (unitless) with
+4 decimals. Formatting rules: :mod:`kdfair.report.tabular` and docs/report.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from kdfair.report.load import AuditData, Condition
+from kdfair.report.tabular import Cell, Stat, Table, signed
+
+TEST_NAME = "two-sided Welch t-test on normalised class accuracy"
+STD_NOTE = "Mean ± std over seeds (std with ddof = 1)."
+
+
+def _show_method(audit: AuditData) -> bool:
+    ds_methods = {c.method for c in audit.by_role("ds")}
+    odd = any(c.method != "ce" for c in audit.conditions if c.role != "ds")
+    return odd or len(ds_methods) > 1 or ds_methods - {"kd"} != set()
+
+
+def _show_alpha(audit: AuditData) -> bool:
+    return len({c.alpha for c in audit.by_role("ds")}) > 1
+
+
+def label_columns(audit: AuditData) -> tuple[list[str], Callable[[Condition], list[Cell]]]:
+    """The label column names and a function giving one condition's label cells."""
+    show_method, show_alpha = _show_method(audit), _show_alpha(audit)
+    names = ["Model"] + (["Method"] if show_method else []) + ["T"] + (["α"] if show_alpha else [])
+
+    def cells(cond: Condition) -> list[Cell]:
+        model = {"teacher": "Teacher", "nds": "NDS", "ds": "DS"}.get(cond.role, cond.role)
+        out: list[Cell] = [model]
+        if show_method:
+            out.append(cond.method)
+        out.append(f"{cond.temperature:g}" if cond.temperature is not None else None)
+        if show_alpha:
+            out.append(f"{cond.alpha:g}" if cond.alpha is not None else None)
+        return out
+
+    return names, cells
+
+
+def group_breaks(conditions: list[Condition]) -> list[int]:
+    """Row indices where a new block starts: the first DS row and each change of DS method or alpha."""
+    breaks, previous = [], None
+    for index, cond in enumerate(conditions):
+        key = (cond.role == "ds", cond.method if cond.role == "ds" else "", cond.alpha)
+        if previous is not None and key != previous:
+            breaks.append(index)
+        previous = key
+    return breaks
+
+
+def stat_cell(audit: AuditData, cond: str, metric: str, attribute: str = "", scale: float = 100.0) -> Cell:
+    """``Stat`` of one summary row in display units (``scale`` 100 = percent), None when absent."""
+    found = audit.stat(cond, metric, attribute)
+    if found is None:
+        return None
+    mean, std, _ = found
+    return Stat(mean * scale, std * scale, 2 if scale == 100.0 else 4)
+
+
+def _n_seeds(audit: AuditData, cond: Condition) -> int:
+    found = audit.stat(cond.id, "accuracy")
+    return found[2] if found is not None else len(cond.seeds)
+
+
+def table_accuracy_counts(audit: AuditData) -> Table:
+    """Table 1 of paper 002: test accuracy, #SC and #TC (raw and BH-corrected) per condition."""
+    names, cells = label_columns(audit)
+    counts = audit.table("significance_counts")
+    by_cond = {} if counts is None else {str(r["condition"]): r for _, r in counts.iterrows()}
+    count_cols = ["#SC", "#SC (BH)", "#TC", "#TC (BH)"] if counts is not None else []
+    rows: list[list[Cell]] = []
+    for cond in audit.conditions:
+        row = cells(cond) + [_n_seeds(audit, cond), stat_cell(audit, cond.id, "accuracy")]
+        found = by_cond.get(cond.id)
+        for key in ("sc", "sc_bh", "tc", "tc_bh")[: len(count_cols)]:
+            row.append(int(found[key]) if found is not None and not _isnan(found[key]) else None)
+        rows.append(row)
+    notes = [
+        STD_NOTE,
+        f"#SC: classes significantly affected, NDS vs DS; #TC: teacher vs DS; {TEST_NAME}, "
+        f"level {audit.level:g}, out of {audit.n_classes} classes; (BH): after Benjamini-Hochberg "
+        "control at the same level.",
+    ]
+    notes += _undefined_note(audit)
+    if counts is None:
+        notes.append("significance_counts.csv is absent: #SC and #TC are not shown.")
+    return Table(
+        name="table1_accuracy_significance",
+        title="Table 1: Class-wise bias and distillation",
+        caption="Test accuracy (%) and the number of significantly affected classes per condition.",
+        columns=names + ["Seeds", "Test Acc. (%)"] + count_cols,
+        rows=rows,
+        notes=notes,
+        breaks=group_breaks(audit.conditions),
+        n_label_columns=len(names),
+    )
+
+
+def _isnan(value: object) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _undefined_note(audit: AuditData) -> list[str]:
+    tests = audit.table("class_tests")
+    if tests is None or "undefined" not in tests.columns:
+        return []
+    n_undefined = int(tests["undefined"].astype(bool).sum())
+    if n_undefined == 0:
+        return []
+    return [f"{n_undefined} class tests were undefined (zero variance in both groups) and count as not affected."]
+
+
+def table_group_fairness(audit: AuditData, attribute: str) -> Table | None:
+    """Tables 2-3 of paper 002: test accuracy, EOD and DPD (%) per condition for one attribute."""
+    if not (audit.has_metric("eod", attribute) or audit.has_metric("dpd", attribute)):
+        return None
+    names, cells = label_columns(audit)
+    rows = [
+        cells(c) + [stat_cell(audit, c.id, m, a) for m, a in (("accuracy", ""), ("eod", attribute), ("dpd", attribute))]
+        for c in audit.conditions
+    ]
+    return Table(
+        name=f"table2_fairness_{_slug(attribute)}",
+        title=f"Tables 2-3: Group fairness, attribute '{attribute}'",
+        caption="Test accuracy, equalized odds difference (EOD) and demographic parity difference (DPD), in %; "
+        "lower EOD and DPD is fairer.",
+        columns=names + ["Test Acc. (%)", "EOD (%)", "DPD (%)"],
+        rows=rows,
+        notes=[STD_NOTE, "Multi-class tasks: one-vs-rest per class, averaged over classes (SPEC §5)."],
+        breaks=group_breaks(audit.conditions),
+        n_label_columns=len(names),
+    )
+
+
+def table_individual_fairness(audit: AuditData) -> Table | None:
+    """Table 4 of paper 002: individual unfairness (unitless) and consistency (%) per condition."""
+    if not (audit.has_metric("individual_unfairness") or audit.has_metric("consistency")):
+        return None
+    names, cells = label_columns(audit)
+    settings = audit.meta.get("individual_fairness") or {}
+    rows = [
+        cells(c)
+        + [stat_cell(audit, c.id, "individual_unfairness", scale=1.0), stat_cell(audit, c.id, "consistency")]
+        for c in audit.conditions
+    ]
+    return Table(
+        name="table4_individual_fairness",
+        title="Table 4: Individual fairness",
+        caption="Individual unfairness (mean total variation between a sample's and its neighbours' predicted "
+        "probabilities per normalised distance; lower is fairer) and consistency (%; higher is fairer).",
+        columns=names + ["Individual unfairness", "Consistency (%)"],
+        rows=rows,
+        notes=[
+            STD_NOTE,
+            f"Neighbours: k = {settings.get('k', 5)} nearest in the "
+            f"'{settings.get('representation', 'input')}' representation (SPEC §6).",
+        ],
+        breaks=group_breaks(audit.conditions),
+        n_label_columns=len(names),
+    )
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in text.lower()).strip("_") or "attribute"
+
+
+def model_names(meta: dict) -> tuple[str, str]:
+    """Teacher and student model names from audit.json ``settings``: ``teacher_model``/``student_model``, or
+    ``models`` keyed by role or condition id (``teacher``, ``student`` or ``nds``); else "Teacher"/"Student"."""
+    settings = meta.get("settings") or {}
+    models = settings.get("models") if isinstance(settings.get("models"), dict) else {}
+    teacher = settings.get("teacher_model") or models.get("teacher")
+    student = settings.get("student_model") or models.get("student") or models.get("nds")
+    return (str(teacher) if teacher else "Teacher", str(student) if student else "Student")

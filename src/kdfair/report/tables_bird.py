@@ -1,0 +1,141 @@
+"""BIRD-style tables (paper 004): AUROC, F1, mean-DEO and max-DEO per method, and the teacher-vs-student
+comparison of its Table 6 ("the student inherits the teacher's unfairness"); plus :func:`build_tables`.
+
+All four metrics in percent, mean ± std over seeds; conditions are grouped by method (teacher and NDS first).
+"""
+
+from __future__ import annotations
+
+from kdfair.report.load import AuditData, Condition
+from kdfair.report.tables import (
+    STD_NOTE,
+    _slug,
+    model_names,
+    stat_cell,
+    table_accuracy_counts,
+    table_group_fairness,
+    table_individual_fairness,
+)
+from kdfair.report.tabular import Cell, Table, signed
+
+BIRD_METRICS = (("auroc", "AUROC (%)", False), ("f1", "F1 (%)", False))
+DEO_METRICS = (("deo_mean", "mean-DEO (%)", True), ("deo_max", "max-DEO (%)", True))
+
+
+def by_method(audit: AuditData) -> list[Condition]:
+    """Teacher and NDS first, then DS conditions grouped by method, alpha and temperature."""
+    return sorted(audit.conditions, key=lambda c: (c.role == "ds", c.method if c.role == "ds" else "", c.sort_key))
+
+
+def _method_breaks(conditions: list[Condition]) -> list[int]:
+    keys = [(c.role == "ds", c.method if c.role == "ds" else "") for c in conditions]
+    return [i for i in range(1, len(keys)) if keys[i] != keys[i - 1]]
+
+
+def _label(cond: Condition) -> list[Cell]:
+    model = {"teacher": "Teacher", "nds": "NDS", "ds": "DS"}.get(cond.role, cond.role)
+    return [
+        cond.method,
+        model,
+        f"{cond.temperature:g}" if cond.temperature is not None else None,
+        f"{cond.alpha:g}" if cond.alpha is not None else None,
+    ]
+
+
+def _metrics(audit: AuditData, attribute: str) -> list[tuple[str, str, str]]:
+    """(metric, column, attribute) of the metrics present for ``attribute`` (AUROC/F1 have no attribute)."""
+    found = [(m, col, "") for m, col, _ in BIRD_METRICS if audit.has_metric(m)]
+    if attribute:
+        found += [(m, col, attribute) for m, col, _ in DEO_METRICS if audit.has_metric(m, attribute)]
+    return found
+
+
+def table_bird(audit: AuditData, attribute: str) -> Table | None:
+    """BIRD Tables 1-5 shape: AUROC, F1, mean-DEO, max-DEO (%) per method for one attribute ("" = none)."""
+    metrics = _metrics(audit, attribute)
+    if not metrics or (attribute and not any(a for _, _, a in metrics)):
+        return None
+    conditions = by_method(audit)
+    rows = [_label(c) + [stat_cell(audit, c.id, m, a) for m, _, a in metrics] for c in conditions]
+    where = f", attribute '{attribute}'" if attribute else ""
+    return Table(
+        name=f"bird_methods_{_slug(attribute)}" if attribute else "bird_methods",
+        title=f"BIRD table: predictive performance and fairness per method{where}",
+        caption="AUROC and F1 (higher is better), mean-DEO and max-DEO (lower is fairer), in %, "
+        "conditions grouped by method.",
+        columns=["Method", "Model", "T", "α"] + [col for _, col, _ in metrics],
+        rows=rows,
+        notes=[STD_NOTE, "DEO: per class, the gap in accuracy between groups; mean and max over classes."],
+        breaks=_method_breaks(conditions),
+        n_label_columns=4,
+    )
+
+
+def _delta(audit: AuditData, cond: str, ref: str, metric: str, attribute: str) -> str | None:
+    a, b = audit.stat(cond, metric, attribute), audit.stat(ref, metric, attribute)
+    if a is None or b is None:
+        return None
+    return signed(100.0 * (a[0] - b[0]))
+
+
+def table_inheritance(audit: AuditData, attribute: str) -> Table | None:
+    """BIRD Table 6 shape: teacher, NDS and each DS side by side, with the DEO change against the NDS."""
+    teachers, students = audit.by_role("teacher"), audit.by_role("nds")
+    if not (teachers and students and audit.has_metric("deo_mean", attribute)):
+        return None
+    teacher_name, student_name = model_names(audit.meta)
+    nds = students[0].id
+    metrics = _metrics(audit, attribute)
+    rows: list[list[Cell]] = []
+    for cond in [teachers[0], students[0], *audit.by_role("ds")]:
+        if cond.role == "teacher":
+            label: list[Cell] = [teacher_name, None, "teacher"]
+        elif cond.role == "nds":
+            label = [None, student_name, "from scratch (NDS)"]
+        else:
+            label = [teacher_name, student_name, f"{cond.method} T={cond.temperature:g} α={cond.alpha:g}"]
+        stats = [stat_cell(audit, cond.id, m, a) for m, _, a in metrics]
+        deltas = [_delta(audit, cond.id, nds, m, attribute) for m in ("deo_mean", "deo_max")]
+        rows.append(label + stats + ([None, None] if cond.role == "nds" else deltas))
+    return Table(
+        name=f"bird_inheritance_{_slug(attribute)}",
+        title=f"Teacher vs student unfairness, attribute '{attribute}'",
+        caption="Does the distilled student inherit the teacher's unfairness? Each DS beside the teacher and "
+        "the NDS; Δ columns: change in mean-DEO / max-DEO against the NDS, in percentage points (pp).",
+        columns=["Teacher", "Student", "Training"]
+        + [col for _, col, _ in metrics]
+        + ["Δ mean-DEO vs NDS (pp)", "Δ max-DEO vs NDS (pp)"],
+        rows=rows,
+        notes=[STD_NOTE, "A positive Δ means the model is less fair than the NDS (BIRD Table 6)."],
+        breaks=[1, 2] if len(rows) > 2 else [1],
+        n_label_columns=3,
+    )
+
+
+def build_tables(audit: AuditData) -> tuple[list[Table], list[str]]:
+    """Every table the audit supports, in report order, and a note for each table left out."""
+    tables: list[Table] = [table_accuracy_counts(audit)]
+    omitted: list[str] = []
+    attributes = audit.attributes
+    if not attributes:
+        omitted.append("Group fairness tables (Tables 2-3) omitted: the audit has no protected attributes.")
+    for attribute in attributes:
+        _add(tables, omitted, table_group_fairness(audit, attribute), f"Table 2 for '{attribute}' (no EOD/DPD)")
+    _add(tables, omitted, table_individual_fairness(audit), "Table 4 (no individual fairness metrics)")
+    for attribute in attributes or [""]:
+        _add(tables, omitted, table_bird(audit, attribute), f"BIRD table for '{attribute or '-'}' (no metrics)")
+    for attribute in attributes:
+        _add(
+            tables,
+            omitted,
+            table_inheritance(audit, attribute),
+            f"Teacher vs student table for '{attribute}' (needs teacher, NDS and mean-DEO)",
+        )
+    return tables, omitted
+
+
+def _add(tables: list[Table], omitted: list[str], table: Table | None, what: str) -> None:
+    if table is None:
+        omitted.append(f"{what} omitted: its inputs are absent from the audit.")
+    else:
+        tables.append(table)

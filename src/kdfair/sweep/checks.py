@@ -1,0 +1,94 @@
+"""Checks of a sweep config against the registries and the file system, run before any training.
+
+Each check raises a :class:`~kdfair.errors.ConfigError` (or the registry's :class:`DataError`) whose one-line
+message starts with the key path (``data.name``, ``pairs[1].student.model``, ...). The registries are
+imported here, lazily, because they import torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from kdfair.errors import ConfigError, KdfairError
+from kdfair.train.config import DataConfig
+
+# factory keywords the trainer sets itself; a config may not set them through `options`
+_TRAINER_SET_OPTIONS = ("in_channels", "image_size", "pretrained")
+
+
+def check_model(name: str, where: str, options: dict[str, Any] | None = None) -> None:
+    """``name`` is a registered model and ``options`` are keywords its factory accepts."""
+    from kdfair.models.registry import model_options, model_spec
+
+    try:
+        model_spec(name)
+    except KdfairError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+    valid = [o for o in model_options(name) if o not in _TRAINER_SET_OPTIONS]
+    unknown = sorted(set(options or {}) - set(valid))
+    if unknown:
+        shown = ", ".join(valid) or "(none)"
+        raise ConfigError(f"{where}: unknown option(s) {', '.join(unknown)} of model '{name}'; valid: {shown}")
+
+
+def check_method(name: str, options: dict[str, Any] | None) -> None:
+    """``name`` is a registered method and ``options`` validate against its options model."""
+    from kdfair.methods.registry import parse_method_options
+
+    try:
+        parse_method_options(name, options)
+    except KdfairError as exc:
+        raise ConfigError(f"distill.methods: {exc}") from exc
+
+
+def check_path(path: str | None, where: str) -> None:
+    """A configured file exists (None passes)."""
+    if path is not None and not Path(path).exists():
+        raise ConfigError(f"{where}: file not found: {path}")
+
+
+def check_data(data: DataConfig, where: str) -> None:
+    """``data.name`` is registered, its options validate, and its files exist (nothing is loaded).
+
+    The data registry lists each data set's expected files relative to ``root``; entries with wildcards or
+    placeholders are not checked here (the loader checks them), and neither are file names when an option
+    may rename files (a string option is set). A file may sit in ``root`` or in its listed sub-folder.
+    """
+    from kdfair.data.common import missing_data_error
+    from kdfair.data.registry import dataset_spec, parse_dataset_options
+
+    try:
+        spec = dataset_spec(data.name)
+    except KdfairError as exc:
+        raise ConfigError(f"{where}.name: {exc}") from exc
+    try:
+        parse_dataset_options(data.name, data.options)
+    except KdfairError as exc:
+        raise ConfigError(f"{where}.options: {exc}") from exc
+    if not spec.expected_files:
+        return
+    root = Path(data.root).expanduser() if data.root is not None else None
+    if root is None or not root.is_dir():
+        error = missing_data_error(data.name, spec.expected_files, root, spec.download_hint)
+        raise type(error)(f"{where}.root: {error}")
+    if any(isinstance(value, str) for value in data.options.values()):
+        return
+    missing = [f for f in spec.expected_files if _plain(f) and not _exists(root, f)]
+    if missing:
+        error = missing_data_error(data.name, missing, root, spec.download_hint)
+        raise type(error)(f"{where}.root: {error}")
+
+
+def _plain(entry: str) -> bool:
+    """An expected-file entry that names one file or folder (no wildcard, placeholder or prose)."""
+    return not any(c in entry for c in "<>{}*?[]() ")
+
+
+def _exists(root: Path, entry: str) -> bool:
+    """``root/entry``, or ``root/<entry without its first folder>`` (files extracted flat into root)."""
+    path = Path(entry.rstrip("/"))
+    candidates = [root / path] + ([root.joinpath(*path.parts[1:])] if len(path.parts) > 1 else [])
+    return any(c.exists() for c in candidates)

@@ -1,0 +1,268 @@
+"""Run a sweep's units: in this process (``serial``), in local worker processes, or as Ray tasks.
+
+All three share one scheduler (:func:`run_units`): a unit starts once every unit it depends on (its teacher)
+has finished; units already done on disk are skipped; a failed unit is reported with the runs it left
+unfinished and its error, its dependents are skipped, and every other unit still runs. The caller turns any
+failure into a non-zero exit.
+
+Local workers are spawned processes (``spawn``: safe with torch and CUDA); each sets torch's intra-op threads
+to ``max(1, cores // workers)`` and, on a GPU machine, sees one GPU (worker ``i`` gets GPU ``i mod #GPUs``
+through ``CUDA_VISIBLE_DEVICES``). Ray tasks run the same function on a local Ray instance or a cluster.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from kdfair.errors import ConfigError
+from kdfair.sweep.expand import Unit
+
+Log = Callable[[str], None]
+ExecutorName = Literal["serial", "local", "ray"]
+
+
+@dataclass(frozen=True)
+class UnitResult:
+    """What became of one unit."""
+
+    unit_id: str
+    status: Literal["done", "skipped", "failed", "blocked"]  # skipped: done already; blocked: teacher failed
+    seconds: float = 0.0
+    error: str | None = None  # one line: "<ExceptionType>: <message>"
+    details: str | None = None  # the full traceback, for the log
+    unfinished: tuple[str, ...] = ()  # run ids left without DONE
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("done", "skipped")
+
+
+def available_cores() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_worker(workers: int) -> int:
+    """torch intra-op threads of each of ``workers`` workers: ``max(1, cores // workers)``."""
+    return max(1, available_cores() // max(1, workers))
+
+
+def run_unit(unit: Unit, device: str | None, threads: int | None, progress: bool) -> list[str]:
+    """Train one unit with :func:`kdfair.train.runner.execute`; returns its run folders (as strings)."""
+    import torch
+
+    from kdfair.train.runner import execute
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    paths = execute(list(unit.runs), unit.sweep_dir, device=device, progress=progress)
+    return [str(p) for p in paths]
+
+
+class Backend(Protocol):
+    capacity: int  # units it runs at once; the scheduler submits no more
+
+    def submit(self, unit: Unit) -> Any: ...
+
+    def wait(self, handles: list[Any]) -> list[tuple[Any, BaseException | None]]: ...
+
+    def close(self) -> None: ...
+
+
+def run_units(
+    units: Sequence[Unit],
+    *,
+    executor: ExecutorName = "serial",
+    workers: int = 1,
+    address: str | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    log: Log = print,
+) -> list[UnitResult]:
+    """Run ``units`` (in plan order) with dependencies; returns one result per unit, in plan order."""
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    backend = _make_backend(executor, workers, address, device, progress and workers == 1)
+    try:
+        return schedule(units, backend, log)
+    finally:
+        backend.close()
+
+
+def _make_backend(
+    executor: ExecutorName, workers: int, address: str | None, device: str | None, progress: bool
+) -> Backend:
+    if executor == "serial" or (executor == "local" and workers == 1):
+        return _SerialBackend(device, progress)
+    if executor == "local":
+        return _LocalBackend(workers, device)
+    if executor == "ray":
+        from kdfair.sweep.ray_backend import RayBackend
+
+        return RayBackend(workers, address, device)
+    raise ConfigError(f"unknown executor '{executor}'; valid executors: local, ray, serial")
+
+
+def schedule(units: Sequence[Unit], backend: Backend, log: Log) -> list[UnitResult]:
+    """Run ``units`` on ``backend``, each once its dependencies succeeded; results in plan order."""
+    unknown = sorted({d for u in units for d in u.depends_on} - {u.unit_id for u in units})
+    if unknown:
+        raise ValueError(f"units depend on units not in the plan: {', '.join(unknown)}")
+    return _Scheduler(units, backend, log).run()
+
+
+class _Scheduler:
+    def __init__(self, units: Sequence[Unit], backend: Backend, log: Log) -> None:
+        self.units, self.backend, self.log = list(units), backend, log
+        self.position = {u.unit_id: f"[{i}/{len(units)}]" for i, u in enumerate(units, start=1)}
+        self.results: dict[str, UnitResult] = {}
+        self.running: dict[Any, tuple[Unit, float]] = {}
+        self.waiting = list(units)
+
+    def run(self) -> list[UnitResult]:
+        while self.waiting or self.running:
+            progressed = self._start_ready()
+            if self.running:
+                self._collect()
+            elif self.waiting and not progressed:
+                raise ValueError(f"dependency cycle among units: {', '.join(u.unit_id for u in self.waiting)}")
+        return [self.results[u.unit_id] for u in self.units]
+
+    def _start_ready(self) -> bool:
+        """Start (or skip, or block) every waiting unit whose dependencies have finished."""
+        progressed = False
+        for unit in list(self.waiting):
+            deps = [self.results.get(d) for d in unit.depends_on]
+            if any(r is None for r in deps) and all(r is None or r.ok for r in deps):
+                continue
+            if all(r is not None for r in deps) and len(self.running) >= self.backend.capacity:
+                break  # keep plan order: later units wait for a free slot too
+            progressed = True
+            self.waiting.remove(unit)
+            where = self.position[unit.unit_id]
+            failed = [r.unit_id for r in deps if r is not None and not r.ok]
+            if failed:
+                self.results[unit.unit_id] = UnitResult(unit.unit_id, "blocked", error=f"{failed[0]} failed")
+                self.log(f"{where} not started {unit.unit_id}: {failed[0]}, which it needs, failed")
+            elif unit.status() == "done":
+                self.results[unit.unit_id] = UnitResult(unit.unit_id, "skipped")
+                self.log(f"{where} done already: {unit.unit_id}")
+            else:
+                self.log(f"{where} start {unit.unit_id} ({_describe(unit)})")
+                started = time.monotonic()
+                self.running[self.backend.submit(unit)] = (unit, started)
+        return progressed
+
+    def _collect(self) -> None:
+        """Wait for at least one running unit and record how it ended."""
+        for handle, error in self.backend.wait(list(self.running)):
+            unit, started = self.running.pop(handle)
+            result = _result(unit, time.monotonic() - started, error)
+            self.results[unit.unit_id] = result
+            where = self.position[unit.unit_id]
+            if result.status == "done":
+                self.log(f"{where} finished {unit.unit_id} in {result.seconds:.1f} s")
+            else:
+                unfinished = ", ".join(result.unfinished) or "none"
+                self.log(f"{where} FAILED {unit.unit_id} (unfinished runs: {unfinished}): {result.error}")
+
+
+def _describe(unit: Unit) -> str:
+    runs = unit.run_ids
+    return runs[0] if len(runs) == 1 else f"{len(runs)} runs in lockstep: {runs[0]} ... {runs[-1]}"
+
+
+def _result(unit: Unit, seconds: float, error: BaseException | None) -> UnitResult:
+    unfinished = tuple(unit.unfinished())
+    if error is None and not unfinished:
+        return UnitResult(unit.unit_id, "done", seconds)
+    if error is None:
+        message = "the trainer returned without writing DONE"
+        return UnitResult(unit.unit_id, "failed", seconds, message, None, unfinished)
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    message = f"{type(error).__name__}: {first_line}"
+    details = "".join(traceback.format_exception(error))
+    return UnitResult(unit.unit_id, "failed", seconds, message, details, unfinished)
+
+
+class _SerialBackend:
+    """Runs each unit in this process when it is submitted."""
+
+    capacity = 1
+
+    def __init__(self, device: str | None, progress: bool) -> None:
+        self.device = device
+        self.progress = progress
+        self.finished: list[tuple[int, BaseException | None]] = []
+        self.count = 0
+
+    def submit(self, unit: Unit) -> int:
+        self.count += 1
+        try:
+            run_unit(unit, self.device, None, self.progress)
+            self.finished.append((self.count, None))
+        except Exception as exc:  # noqa: BLE001 - reported per unit; the sweep goes on
+            self.finished.append((self.count, exc))
+        return self.count
+
+    def wait(self, handles: list[Any]) -> list[tuple[Any, BaseException | None]]:
+        done, self.finished = self.finished, []
+        return done
+
+    def close(self) -> None:
+        pass
+
+
+class _LocalBackend:
+    """A pool of ``workers`` spawned processes."""
+
+    def __init__(self, workers: int, device: str | None) -> None:
+        self.capacity = workers
+        self.device = device
+        self.threads = threads_per_worker(workers)
+        context = mp.get_context("spawn")
+        gpus = _gpu_count() if device in (None, "cuda") else 0
+        slots = context.Queue()
+        for index in range(workers):
+            slots.put(str(index % gpus) if gpus else None)
+        self.pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(slots,))
+
+    def submit(self, unit: Unit) -> Future[list[str]]:
+        return self.pool.submit(run_unit, unit, self.device, self.threads, False)
+
+    def wait(self, handles: list[Any]) -> list[tuple[Any, BaseException | None]]:
+        done, _ = wait(handles, return_when=FIRST_COMPLETED)
+        out: list[tuple[Any, BaseException | None]] = []
+        for future in done:
+            error = future.exception()
+            if isinstance(error, BrokenProcessPool):
+                error = RuntimeError("a worker process died (killed or out of memory)")
+            out.append((future, error))
+        return out
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _init_worker(slots: Any) -> None:
+    """Pin this worker to its GPU (if any) before torch initialises CUDA."""
+    gpu = slots.get()
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+
+
+def _gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0

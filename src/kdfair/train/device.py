@@ -1,0 +1,70 @@
+"""Device, precision and determinism settings of a training process (PERF-NOTES §1-2).
+
+``precision="auto"``: bf16 autocast + channels_last on CUDA, fp32 on the CPU (bf16 accuracy on the CPU is
+unchecked, so it is an explicit option there). Loss, softmax and KD terms stay fp32: the methods cast logits
+with ``.float()``. For best CPU speed start Python with tcmalloc preloaded
+(``LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4``) or PERF-NOTES' ``GLIBC_TUNABLES``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from kdfair.train.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how tensors are computed for one run (or lockstep group)."""
+
+    device: torch.device
+    dtype: torch.dtype | None  # autocast dtype; None = plain fp32
+    channels_last: bool
+
+    @property
+    def precision(self) -> str:
+        return "bf16" if self.dtype == torch.bfloat16 else "fp32"
+
+    def autocast(self) -> contextlib.AbstractContextManager[None]:
+        """bf16 autocast on the run's device, or a no-op for fp32."""
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """``device`` or, when None, CUDA if available else the CPU."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def make_runtime(train: TrainConfig, device: torch.device, modality: str) -> Runtime:
+    """Resolve ``train.precision`` and ``train.channels_last`` for ``device`` (channels_last: images only)."""
+    use_bf16 = train.precision == "bf16" or (train.precision == "auto" and device.type == "cuda")
+    if train.channels_last == "auto":
+        channels_last = use_bf16
+    else:
+        channels_last = bool(train.channels_last)
+    return Runtime(device, torch.bfloat16 if use_bf16 else None, channels_last and modality == "image")
+
+
+@contextlib.contextmanager
+def deterministic_threads(train: TrainConfig) -> Iterator[None]:
+    """Fix the thread count and turn on deterministic algorithms (warn-only) for the block; restore after."""
+    old_threads = torch.get_num_threads()
+    old_det = torch.are_deterministic_algorithms_enabled()
+    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    if train.threads is not None:
+        torch.set_num_threads(train.threads)
+    if train.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old_threads)
+        torch.use_deterministic_algorithms(old_det, warn_only=old_warn)

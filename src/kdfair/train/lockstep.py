@@ -1,0 +1,265 @@
+"""Lockstep students: K runs trained together, sharing each batch and one teacher forward (PERF-NOTES §4).
+
+A plain loop over the students, no vectorisation. Each student keeps its own torch RNG state (restored before
+and saved after its step), and the batch order and augmentation depend only on ``(seed, epoch)``, so a
+student's result is bit-identical (on the CPU) to training it alone. Students may join at different epochs
+(resume): an epoch trains the students whose next epoch it is.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from kdfair.io import crash_point
+from kdfair.methods.base import Batch, MetaSource, Method, TeacherOutput
+from kdfair.models.base import KDModel
+from kdfair.train.augment import InputPipeline
+from kdfair.train.device import Runtime
+from kdfair.train.rundir import RunFolder
+from kdfair.train.sampling import (
+    STREAM_AUGMENT,
+    MetaBatches,
+    balanced_batches,
+    random_batches,
+    torch_seed_for,
+)
+from kdfair.train.teacher import Teacher
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """Which train positions a student samples and how; students with equal plans share every batch."""
+
+    positions: np.ndarray  # int64 positions in the train split (all of it, or train minus meta)
+    batch_size: int
+    seed: int
+    groups: np.ndarray | None = None  # balanced sampler: group codes at ``positions``; None = random
+    labels: np.ndarray | None = None
+
+    def key(self) -> tuple[Any, ...]:
+        groups = None if self.groups is None else self.groups.tobytes()
+        return (self.positions.tobytes(), self.batch_size, self.seed, groups)
+
+    def batches(self, epoch: int) -> list[np.ndarray]:
+        """The epoch's batches as positions in the train split."""
+        if self.groups is None:
+            local = random_batches(len(self.positions), self.batch_size, seed=self.seed, epoch=epoch)
+        else:
+            assert self.labels is not None
+            local = balanced_batches(self.labels, self.groups, self.batch_size, seed=self.seed, epoch=epoch)
+        return [self.positions[b] for b in local]
+
+
+@dataclass
+class Student:
+    """One run's trainable state inside a lockstep group."""
+
+    run_id: str
+    folder: RunFolder
+    model: KDModel
+    method: Method
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    plan: BatchPlan
+    epochs: int
+    live_teacher: bool  # True: live forward per batch; False: cached outputs (or no teacher needed)
+    net: nn.Module  # what the method calls (the model, or a DDP proxy of it)
+    meta_source: MetaSource | None = None
+    meta_batches: MetaBatches | None = None
+    rng_state: torch.Tensor = field(default_factory=torch.get_rng_state)
+    cuda_rng_state: torch.Tensor | None = None
+    next_epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    max_steps: int | None = None
+    sync_grads: Any = None  # DDP: callable all-reducing the method's gradients
+
+    def state(self) -> dict[str, Any]:
+        """Everything to resume after ``next_epoch`` epochs (saved as checkpoint.pt)."""
+        return {
+            "run_id": self.run_id,
+            "epoch": self.next_epoch,
+            "model": self.model.state_dict(),
+            "method": self.method.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": self.rng_state,
+            "cuda_rng": self.cuda_rng_state,
+            "history": self.history,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.method.load_state_dict(state["method"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.rng_state, self.cuda_rng_state = state["rng"], state["cuda_rng"]
+        self.next_epoch, self.history = int(state["epoch"]), list(state["history"])
+
+
+class LogitRecorder:
+    """Keeps the last output of the student's final classifier layer, for the train accuracy."""
+
+    def __init__(self, model: KDModel, num_classes: int) -> None:
+        self.last: torch.Tensor | None = None
+        heads = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == num_classes]
+        if heads:
+            heads[-1].register_forward_hook(self._hook)
+
+    def _hook(self, module: nn.Module, args: Any, output: torch.Tensor) -> None:
+        self.last = output.detach()
+
+
+@dataclass
+class EpochContext:
+    """What every step of an epoch shares: data, labels on the device, teacher, runtime."""
+
+    pipeline: InputPipeline
+    labels: torch.Tensor  # (N_train,) int64 on the device
+    attributes: dict[str, torch.Tensor]
+    teacher: Teacher | None
+    runtime: Runtime
+    augment_seed: int
+    progress: bool = True
+    shard: tuple[int, int] = (0, 1)  # (rank, world size): each rank takes batch[rank::world]
+
+
+def train_epochs(students: list[Student], ctx: EpochContext) -> None:
+    """Train every student to its ``epochs``; all students must share one :class:`BatchPlan`."""
+    if not students:
+        return
+    assert len({s.plan.key() for s in students}) == 1, "a lockstep group needs one batch plan"
+    total = max(s.epochs for s in students)
+    for epoch in range(min(s.next_epoch for s in students), total):
+        active = [s for s in students if s.next_epoch == epoch and epoch < s.epochs]
+        if active:
+            _run_epoch(active, epoch, ctx)
+
+
+def _run_epoch(students: list[Student], epoch: int, ctx: EpochContext) -> None:
+    batches = students[0].plan.batches(epoch)
+    limit = students[0].max_steps
+    batches = batches[:limit] if limit is not None else batches
+    generator = torch.Generator().manual_seed(torch_seed_for(ctx.augment_seed, epoch, STREAM_AUGMENT))
+    recorders = [getattr(s, "_recorder", None) or _attach_recorder(s) for s in students]
+    sums = [dict(loss=0.0, correct=0.0, seen=0, extra={}) for _ in students]
+    lrs = [s.optimizer.param_groups[0]["lr"] for s in students]
+    for s in students:
+        s.model.train()
+        s.method.train()
+        if s.meta_batches is not None:
+            s.meta_batches.start_epoch(epoch)
+    start = time.perf_counter()
+    names = ",".join(s.run_id for s in students) if len(students) < 4 else f"{len(students)} students"
+    bar = tqdm(batches, desc=f"epoch {epoch + 1} {names}", disable=not ctx.progress, leave=False)
+    for step, positions in enumerate(bar):
+        batch, images = _make_batch(positions, generator, ctx)
+        live = _live_teacher(students, batch, ctx)
+        for s, rec, acc in zip(students, recorders, sums, strict=True):
+            _student_step(s, batch, live, ctx, rec, acc)
+        if ctx.progress and step % 10 == 0:
+            elapsed = time.perf_counter() - start
+            bar.set_postfix(
+                loss=f"{sums[0]['loss'] / max(sums[0]['seen'], 1):.3f}",
+                acc=f"{sums[0]['correct'] / max(sums[0]['seen'], 1):.3f}",
+                img_s=f"{images * (step + 1) / max(elapsed, 1e-9):.0f}",
+            )
+    seconds = time.perf_counter() - start
+    for s, acc, lr in zip(students, sums, lrs, strict=True):
+        _finish_epoch(s, epoch, acc, lr, seconds, len(students))
+
+
+def _attach_recorder(student: Student) -> LogitRecorder:
+    recorder = LogitRecorder(student.model, _num_classes(student.model))
+    student._recorder = recorder  # type: ignore[attr-defined]
+    return recorder
+
+
+def _num_classes(model: KDModel) -> int:
+    return int(getattr(model, "num_classes", 0))
+
+
+def _make_batch(positions: np.ndarray, generator: torch.Generator, ctx: EpochContext) -> tuple[Batch, int]:
+    """The (sharded) batch at ``positions``; augmentation drawn for the whole batch so shards agree."""
+    augmentation = ctx.pipeline.draw(len(positions), generator) if ctx.pipeline.augment else None
+    rank, world = ctx.shard
+    if world > 1:
+        positions = positions[rank::world]
+        if augmentation is not None:
+            augmentation = (augmentation[0][rank::world], augmentation[1][rank::world])
+    index = torch.from_numpy(positions).to(ctx.runtime.device)
+    batch = Batch(
+        inputs=ctx.pipeline.batch(positions, augmentation),
+        labels=ctx.labels[index],
+        attributes={name: codes[index] for name, codes in ctx.attributes.items()},
+        index=index,
+    )
+    return batch, len(positions) * world
+
+
+def _live_teacher(students: list[Student], batch: Batch, ctx: EpochContext) -> TeacherOutput | None:
+    if ctx.teacher is None or not any(s.live_teacher and s.method.needs_teacher for s in students):
+        return None
+    return ctx.teacher.live(batch.inputs, ctx.runtime)
+
+
+def _student_step(
+    s: Student, batch: Batch, live: TeacherOutput | None, ctx: EpochContext, rec: LogitRecorder, acc: dict
+) -> None:
+    """One optimisation step of one student, with its own RNG stream."""
+    torch.set_rng_state(s.rng_state)
+    if s.cuda_rng_state is not None:
+        torch.cuda.set_rng_state(s.cuda_rng_state, ctx.runtime.device)
+    teacher_out = None
+    if ctx.teacher is not None and s.method.needs_teacher:
+        teacher_out = live if s.live_teacher else ctx.teacher.lookup(batch.index)
+    rec.last = None
+    with ctx.runtime.autocast():
+        logs = s.method.before_step(s.net, batch, teacher_out, s.meta_source)
+        parts = s.method.loss(s.net, batch, teacher_out)
+    s.optimizer.zero_grad(set_to_none=True)
+    parts["loss"].backward()
+    if s.sync_grads is not None:
+        s.sync_grads()
+    s.optimizer.step()
+    s.rng_state = torch.get_rng_state()
+    if s.cuda_rng_state is not None:
+        s.cuda_rng_state = torch.cuda.get_rng_state(ctx.runtime.device)
+    n = len(batch.labels)
+    acc["seen"] += n
+    acc["loss"] += float(parts["loss"].detach()) * n
+    if rec.last is not None and rec.last.shape[0] == n:
+        acc["correct"] += float((rec.last.argmax(dim=1) == batch.labels).sum())
+    else:
+        acc["correct"] = float("nan")
+    for key, value in [*((k, v) for k, v in parts.items() if k != "loss"), *logs.items()]:
+        acc["extra"][key] = (
+            acc["extra"].get(key, 0.0) + float(value.detach() if torch.is_tensor(value) else value) * n
+        )
+
+
+def _finish_epoch(s: Student, epoch: int, acc: dict, lr: float, seconds: float, n_students: int) -> None:
+    """Step the schedule, log the epoch, save the checkpoint, then the crash point (resume tests)."""
+    s.scheduler.step()
+    seen = max(acc["seen"], 1)
+    row = {
+        "epoch": epoch + 1,
+        "lr": lr,
+        "train_loss": acc["loss"] / seen,
+        "train_acc": acc["correct"] / seen,
+        "images_per_s": acc["seen"] / max(seconds, 1e-9),
+        "seconds": seconds,
+        "lockstep_students": n_students,
+    }
+    row.update({f"train_{key}": value / seen for key, value in acc["extra"].items()})
+    s.history.append(row)
+    s.next_epoch = epoch + 1
+    s.folder.write_epochs(s.history)
+    s.folder.save_checkpoint(s.state())
+    crash_point(f"epoch:{s.run_id}:{epoch + 1}")

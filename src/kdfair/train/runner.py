@@ -1,0 +1,212 @@
+"""``execute``: train one unit of a sweep (a teacher, an NDS, or a lockstep group of DS runs).
+
+A lockstep group shares data, student model, seed, train recipe and teacher (``RunConfig.lockstep_key``);
+methods, temperatures and alphas may differ. Each run still gets exactly the result it would get alone.
+
+Per run (ARCHITECTURE "Per-run folder"): a run with DONE is skipped; a run with checkpoint.pt continues
+after its last finished epoch; ``kdfair.io.crash_point("epoch:<run_id>:<n>")`` fires right after epoch ``n``
+(1-based) is checkpointed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kdfair.data.base import Dataset
+from kdfair.errors import ConfigError
+from kdfair.train.augment import InputPipeline, channel_stats
+from kdfair.train.config import DataConfig, RunConfig
+from kdfair.train.device import Runtime, deterministic_threads, make_runtime, resolve_device
+from kdfair.train.lockstep import EpochContext, Student, train_epochs
+from kdfair.train.rundir import RunFolder, write_representation
+from kdfair.train.teacher import Teacher, fill_cache, resolve_teacher
+from kdfair.train.trainer import build_student, predict, prediction_arrays, run_meta
+
+_DATASETS: dict[str, Dataset] = {}  # per-process cache: DataConfig JSON -> loaded data set
+_STATS: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def load_data(config: DataConfig) -> Dataset:
+    """Load (once per process) the data set named by ``config`` through ``kdfair.data.registry``."""
+    key = config.model_dump_json()
+    if key not in _DATASETS:
+        from kdfair.data.registry import load_dataset
+
+        root = Path(config.root) if config.root is not None else None
+        _DATASETS[key] = load_dataset(config.name, root, dict(config.options), seed=config.seed)
+    return _DATASETS[key]
+
+
+def normalization(config: RunConfig, dataset: Dataset) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Per-channel mean/std in [0, 1] units: of the train split (cached), or None for 0.5/0.5."""
+    if dataset.modality != "image" or config.train.normalize == "half":
+        return None, None
+    key = (config.data.model_dump_json(), "train")
+    if key not in _STATS:
+        _STATS[key] = channel_stats(dataset.split("train"))
+    return _STATS[key]
+
+
+def check_group(runs: list[RunConfig]) -> None:
+    """A unit is one run, or DS runs with one lockstep key and distinct run ids."""
+    if not runs:
+        raise ConfigError("execute() needs at least one run")
+    if len({r.run_id for r in runs}) != len(runs):
+        raise ConfigError("execute(): run ids in one unit must be distinct")
+    if len(runs) > 1 and len({r.lockstep_key() for r in runs}) != 1:
+        ids = ", ".join(r.run_id for r in runs)
+        raise ConfigError(
+            f"runs {ids} cannot train in lockstep: they differ in data, model, seed, train or teacher"
+        )
+
+
+def execute(
+    runs: list[RunConfig], sweep_dir: Path, *, device: str | None = None, progress: bool = True
+) -> list[Path]:
+    """Train ``runs`` (one unit) into ``sweep_dir/runs/<run_id>``; returns the run folders in input order."""
+    return execute_sharded(runs, sweep_dir, device=device, progress=progress, shard=(0, 1))
+
+
+def execute_sharded(
+    runs: list[RunConfig], sweep_dir: Path, *, device: str | None, progress: bool, shard: tuple[int, int]
+) -> list[Path]:
+    """:func:`execute` as rank ``shard[0]`` of ``shard[1]`` DDP processes (rank 0 writes the folders)."""
+    check_group(runs)
+    sweep_dir = Path(sweep_dir)
+    folders = [RunFolder(sweep_dir, r.run_id, writer=shard[0] == 0) for r in runs]
+    pending = [(r, f) for r, f in zip(runs, folders, strict=True) if not f.done]
+    if pending:
+        dataset = load_data(runs[0].data)
+        runtime = make_runtime(runs[0].train, resolve_device(device), dataset.modality)
+        with deterministic_threads(runs[0].train):
+            _train_unit(pending, dataset, runtime, sweep_dir, progress, shard)
+    return [f.path for f in folders]
+
+
+def _train_unit(
+    pending: list[tuple[RunConfig, RunFolder]],
+    dataset: Dataset,
+    runtime: Runtime,
+    sweep_dir: Path,
+    progress: bool,
+    shard: tuple[int, int],
+) -> None:
+    first = pending[0][0]
+    if shard[0] == 0:
+        write_representation(dataset, sweep_dir)
+    mean, std = normalization(first, dataset)
+    train_split = dataset.split("train")
+    augmented = InputPipeline(
+        train_split,
+        modality=dataset.modality,
+        augment=first.train.augment,
+        mean=mean,
+        std=std,
+        device=runtime.device,
+        channels_last=runtime.channels_last,
+    )
+    plain = augmented  # batch(positions) without augmentation parameters takes the centre: the plain image
+    teacher = None
+    if first.teacher is not None:
+        teacher = resolve_teacher(first.teacher, sweep_dir, dataset, runtime)
+    use_cache = _use_cache(first, teacher)
+    maps = None
+    if teacher is not None and teacher.model is not None:
+        maps = teacher.map_channels(plain.batch(np.arange(min(2, len(plain)))), runtime)
+    students = []
+    for config, folder in pending:
+        folder.start(config, str(runtime.device))
+        students.append(
+            build_student(
+                config,
+                dataset,
+                folder,
+                teacher,
+                runtime,
+                use_cache=use_cache,
+                map_channels=maps,
+                meta_inputs=plain,
+            )
+        )
+    needs_cache = any(not s.live_teacher and s.method.needs_teacher for s in students)
+    if teacher is not None and teacher.model is not None and needs_cache:
+        fingerprint = json.dumps(
+            [teacher.key, first.data.model_dump(), first.train.normalize, runtime.precision]
+        )
+        fill_cache(teacher, plain, runtime, sweep_dir / "cache", first.train.eval_batch_size, fingerprint)
+    ctx = EpochContext(
+        pipeline=augmented,
+        labels=torch.from_numpy(train_split.labels).to(runtime.device),
+        attributes=_attributes(train_split.attributes, runtime),
+        teacher=teacher,
+        runtime=runtime,
+        augment_seed=first.seed,
+        progress=progress and shard[0] == 0,
+        shard=shard,
+    )
+    if shard[1] > 1:
+        from kdfair.train.ddp import distribute
+
+        distribute(students)
+    for group in _by_plan(students):
+        train_epochs(group, ctx)
+    test = InputPipeline(
+        dataset.split("test"),
+        modality=dataset.modality,
+        augment=False,
+        mean=mean,
+        std=std,
+        device=runtime.device,
+        channels_last=runtime.channels_last,
+    )
+    for (config, folder), student in zip(pending, students, strict=True):
+        finish_run(config, folder, student, dataset, test, runtime, teacher)
+
+
+def _use_cache(config: RunConfig, teacher: Teacher | None) -> bool:
+    """Cached teacher outputs: 'on', or 'auto' without augmentation (PERF-NOTES §3); outputs files always."""
+    if teacher is None:
+        return False
+    if teacher.model is None:
+        return True
+    mode = config.train.teacher_cache
+    return mode == "on" or (mode == "auto" and not config.train.augment)
+
+
+def _attributes(attributes: dict[str, np.ndarray], runtime: Runtime) -> dict[str, torch.Tensor]:
+    return {
+        name: torch.from_numpy(np.asarray(codes, dtype=np.int64)).to(runtime.device)
+        for name, codes in attributes.items()
+    }
+
+
+def _by_plan(students: list[Student]) -> list[list[Student]]:
+    """Students that share a batch plan train together; others (meta split, balanced sampler) apart."""
+    groups: dict[tuple, list[Student]] = defaultdict(list)
+    for student in students:
+        groups[student.plan.key()].append(student)
+    return list(groups.values())
+
+
+def finish_run(
+    config: RunConfig,
+    folder: RunFolder,
+    student: Student,
+    dataset: Dataset,
+    test: InputPipeline,
+    runtime: Runtime,
+    teacher: Teacher | None,
+) -> None:
+    """Predict the test split and write predictions.npz, run.json and DONE (writer processes only)."""
+    if not folder.writer:
+        return
+    logits, features = predict(student.model, test, runtime, config.train.eval_batch_size)
+    accuracy = float((logits.argmax(axis=1) == dataset.split("test").labels).mean()) if len(logits) else 0.0
+    folder.finish(
+        prediction_arrays(dataset, logits, features), run_meta(config, dataset, runtime, teacher, accuracy)
+    )

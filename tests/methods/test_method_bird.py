@@ -1,0 +1,151 @@
+"""BIRD (seeds/004): exact meta-gradient vs finite differences, the ablation, warm-up and stage 3."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from tiny_models import context_for, make_batch, mlp, teacher_output
+
+from kdfair.losses.fairness import class_group_ce_gap
+from kdfair.methods.registry import build_method
+
+TEACHER_WIDTH = 5  # != the student's 4: the learned projector is in play
+
+
+def build(name: str = "bird", **options):
+    student = mlp()
+    method = build_method(name, {"warmup_epochs": 0, **options}, context_for(student, teacher_feature_dim=5))
+    method.double()
+    with torch.no_grad():
+        method.phi.copy_(torch.linspace(-1.0, 2.0, TEACHER_WIDTH, dtype=torch.float64))
+    return student, method
+
+
+def reference_outer_loss(method, student, batch, h_teacher, meta_batch, phi: torch.Tensor) -> float:
+    """Independent route: deep-copy the student, take the SGD step on L_in in place, evaluate L_o on meta."""
+    virtual = copy.deepcopy(student).eval()  # virtual_bn = running: BatchNorm uses running statistics
+    out = virtual.forward_all(batch.inputs)
+    target = torch.sigmoid(phi) * h_teacher
+    l_in = method.alpha * F.mse_loss(method.projector(out.features), target) + (
+        1 - method.alpha
+    ) * F.cross_entropy(out.logits, batch.labels)
+    params = list(virtual.parameters())
+    grads = torch.autograd.grad(l_in, params)
+    with torch.no_grad():
+        for p, g in zip(params, grads, strict=True):
+            p -= method.options.inner_lr * g
+        logits = virtual(meta_batch.inputs)
+        return class_group_ce_gap(logits, meta_batch.labels, meta_batch.attributes["sex"], 2).item()
+
+
+def test_phi_gradient_matches_finite_differences() -> None:
+    student, method = build(inner_lr=0.5)
+    student.train()
+    batch, meta_batch = make_batch(12, seed=0), make_batch(12, seed=3)
+    teacher = teacher_output(batch, TEACHER_WIDTH)
+    outer, grad = method.meta_gradient(student, batch, teacher, meta_batch)
+    phi = method.phi.detach().clone()
+    assert outer.item() == pytest.approx(
+        reference_outer_loss(method, student, batch, teacher.features, meta_batch, phi), rel=1e-12
+    )
+    eps = 1e-6
+    numeric = torch.zeros_like(phi)
+    for i in range(len(phi)):
+        step = torch.zeros_like(phi)
+        step[i] = eps
+        plus = reference_outer_loss(method, student, batch, teacher.features, meta_batch, phi + step)
+        minus = reference_outer_loss(method, student, batch, teacher.features, meta_batch, phi - step)
+        numeric[i] = (plus - minus) / (2 * eps)
+    assert grad.abs().max() > 1e-6  # the test is not trivially 0 == 0
+    torch.testing.assert_close(grad, numeric, rtol=1e-5, atol=1e-9)
+
+
+def test_meta_step_leaves_student_untouched_and_moves_phi_by_adam() -> None:
+    student, method = build(phi_lr=1e-2)
+    batch, meta_batch = make_batch(12, seed=0), make_batch(12, seed=3)
+    teacher = teacher_output(batch, TEACHER_WIDTH)
+    state = copy.deepcopy(student.state_dict())
+    phi = method.phi.detach().clone()
+    _, grad = method.meta_gradient(student, batch, teacher, meta_batch)
+    logged = method.before_step(student, batch, teacher, lambda: (meta_batch, teacher_output(meta_batch, 5)))
+    assert set(logged) == {"meta_fairness", "gate_mean"}
+    for key, value in student.state_dict().items():
+        torch.testing.assert_close(value, state[key])  # parameters and BatchNorm buffers unchanged
+    assert all(p.grad is None for p in student.parameters())
+    assert student.training
+    # Adam's first step is lr * g / (|g| + eps) ~= lr * sign(g)
+    torch.testing.assert_close(method.phi.detach(), phi - 1e-2 * grad / (grad.abs() + 1e-8))
+
+
+def test_no_meta_ablation_leaves_phi_unchanged() -> None:
+    student, method = build("bird_no_meta")
+    phi = method.phi.detach().clone()
+    optimizer = torch.optim.SGD(student.parameters(), lr=0.1)
+    for seed in range(3):
+        batch = make_batch(12, seed=seed)
+        teacher = teacher_output(batch, TEACHER_WIDTH)
+        assert method.before_step(student, batch, teacher, lambda b=batch, t=teacher: (b, t)) == {}
+        optimizer.zero_grad()
+        method.loss(student, batch, teacher)["loss"].backward()
+        optimizer.step()
+    torch.testing.assert_close(method.phi.detach(), phi)
+    assert method.uses_meta_split and [id(p) for p in method.own_parameters()] == [id(method.phi)]
+
+
+def test_stage_three_loss_parts() -> None:
+    student, method = build(fairness_weight=0.2, alpha=0.7)
+    batch = make_batch(12, seed=1)
+    teacher = teacher_output(batch, TEACHER_WIDTH)
+    parts = method.loss(student, batch, teacher)
+    out = student.forward_all(batch.inputs)
+    gate = torch.sigmoid(method.phi.detach())
+    feature = F.mse_loss(method.projector(out.features), gate * teacher.features)
+    ce = F.cross_entropy(out.logits, batch.labels)
+    fairness = class_group_ce_gap(out.logits, batch.labels, batch.attributes["sex"], 2)
+    torch.testing.assert_close(parts["loss"], 0.7 * feature + 0.3 * ce + 0.2 * fairness)
+    parts["loss"].backward()
+    assert method.phi.grad is None  # phi is a constant in the student's loss
+
+
+def test_warmup_is_plain_feature_kd_and_needs_start_epoch() -> None:
+    student = mlp()
+    method = build_method("bird", {"warmup_epochs": 2}, context_for(student, teacher_feature_dim=5)).double()
+    batch = make_batch(12)
+    teacher = teacher_output(batch, TEACHER_WIDTH)
+    with pytest.raises(RuntimeError, match="start_epoch"):
+        method.loss(student, batch, teacher)
+    method.start_epoch(1)
+    assert method.before_step(student, batch, teacher, None) == {}  # no meta step in warm-up
+    parts = method.loss(student, batch, teacher)
+    out = student.forward_all(batch.inputs)
+    plain = 0.8 * F.mse_loss(method.projector(out.features), teacher.features) + 0.2 * F.cross_entropy(
+        out.logits, batch.labels
+    )  # alpha = the run's 0.8
+    torch.testing.assert_close(parts["loss"], plain)
+    method.start_epoch(2)
+    assert "fairness" in method.loss(student, batch, teacher)
+    with pytest.raises(ValueError, match="meta batch"):
+        method.before_step(student, batch, teacher, None)
+
+
+def test_training_steps_reduce_loss_and_state_round_trip() -> None:
+    student, method = build(phi_lr=1e-2)
+    optimizer = torch.optim.SGD(list(student.parameters()) + list(method.projector.parameters()), lr=0.1)
+    batch, meta_batch = make_batch(24, seed=0), make_batch(12, seed=5)
+    teacher = teacher_output(batch, TEACHER_WIDTH)
+    losses = []
+    for _ in range(15):
+        method.before_step(student, batch, teacher, lambda: (meta_batch, teacher))
+        optimizer.zero_grad()
+        parts = method.loss(student, batch, teacher)
+        assert all(torch.isfinite(v).all() for v in parts.values())
+        parts["loss"].backward()
+        optimizer.step()
+        losses.append(parts["loss"].item())
+    assert losses[-1] < losses[0]
+    state = method.state_dict()
+    _, fresh = build(phi_lr=1e-2)
+    fresh.load_state_dict(state)
+    torch.testing.assert_close(fresh.phi, method.phi)
+    assert fresh.optimizer.state_dict()["state"][0]["step"] == 15

@@ -1,0 +1,98 @@
+"""The shared scheduler of all executors, on a fake backend: order, dependencies, skips and failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sweep_helpers import TINY
+
+from kdfair.sweep.config import parse_sweep_config
+from kdfair.sweep.executors import schedule, threads_per_worker
+from kdfair.sweep.expand import Unit, expand
+
+
+class FakeBackend:
+    """Finishes units in submission order, writing DONE for each run unless the unit is set to fail."""
+
+    def __init__(self, fail: set[str] = frozenset(), batch: int = 1) -> None:
+        self.fail, self.batch, self.capacity = fail, batch, batch
+        self.submitted: list[str] = []
+        self.queue: list[Unit] = []
+
+    def submit(self, unit: Unit) -> str:
+        self.submitted.append(unit.unit_id)
+        self.queue.append(unit)
+        return unit.unit_id
+
+    def wait(self, handles: list[Any]) -> list[tuple[Any, BaseException | None]]:
+        done, self.queue = self.queue[: self.batch], self.queue[self.batch :]
+        out = []
+        for unit in done:
+            if unit.unit_id in self.fail:
+                out.append((unit.unit_id, ValueError(f"boom in {unit.unit_id}\nsecond line")))
+                continue
+            for run_id in unit.run_ids:
+                unit.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+                (unit.run_dir(run_id) / "DONE").write_text("")
+            out.append((unit.unit_id, None))
+        return out
+
+
+def _units(tmp_path: Path) -> list[Unit]:
+    return expand(parse_sweep_config(TINY, check=False), tmp_path).units
+
+
+def test_runs_every_unit_once_teachers_before_their_students(tmp_path: Path) -> None:
+    lines: list[str] = []
+    backend = FakeBackend(batch=2)
+    results = schedule(_units(tmp_path), backend, lines.append)
+    assert [r.status for r in results] == ["done"] * 6
+    order = backend.submitted
+    assert sorted(order) == sorted(u.unit_id for u in _units(tmp_path)) and len(order) == 6
+    assert order.index("ds_s0") > order.index("teacher_s0") and order.index("ds_s1") > order.index("teacher_s1")
+    assert "[5/6] start ds_s0 (2 runs in lockstep: ds_kd_T1_a0.8_s0 ... ds_kd_T4_a0.8_s0)" in lines
+    assert any(line.startswith("[1/6] finished teacher_s0 in ") for line in lines)
+
+
+def test_finished_units_are_skipped_on_a_rerun(tmp_path: Path) -> None:
+    schedule(_units(tmp_path), FakeBackend(), lambda _: None)
+    again = FakeBackend()
+    lines: list[str] = []
+    results = schedule(_units(tmp_path), again, lines.append)
+    assert again.submitted == [] and [r.status for r in results] == ["skipped"] * 6
+    assert lines[0] == "[1/6] done already: teacher_s0"
+
+
+def test_a_failed_teacher_blocks_only_its_students(tmp_path: Path) -> None:
+    lines: list[str] = []
+    backend = FakeBackend(fail={"teacher_s1"})
+    results = {r.unit_id: r for r in schedule(_units(tmp_path), backend, lines.append)}
+    assert results["teacher_s1"].status == "failed"
+    assert results["teacher_s1"].error == "ValueError: boom in teacher_s1"
+    assert results["teacher_s1"].unfinished == ("teacher_s1",)
+    assert results["ds_s1"].status == "blocked" and "ds_s1" not in backend.submitted
+    assert [results[u].status for u in ("teacher_s0", "nds_s0", "nds_s1", "ds_s0")] == ["done"] * 4
+    assert "[2/6] FAILED teacher_s1 (unfinished runs: teacher_s1): ValueError: boom in teacher_s1" in lines
+    assert "[6/6] not started ds_s1: teacher_s1, which it needs, failed" in lines
+
+
+def test_a_failed_lockstep_unit_names_its_unfinished_runs(tmp_path: Path) -> None:
+    units = _units(tmp_path)
+    first = units[4].run_ids[0]
+    (units[4].run_dir(first)).mkdir(parents=True)
+    (units[4].run_dir(first) / "DONE").write_text("")
+    results = {r.unit_id: r for r in schedule(units, FakeBackend(fail={"ds_s0"}), lambda _: None)}
+    assert results["ds_s0"].unfinished == ("ds_kd_T4_a0.8_s0",)
+
+
+def test_unknown_dependency_is_an_error(tmp_path: Path) -> None:
+    unit = _units(tmp_path)[4]
+    with pytest.raises(ValueError, match="not in the plan: teacher_s0"):
+        schedule([unit], FakeBackend(), lambda _: None)
+
+
+def test_threads_per_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("kdfair.sweep.executors.available_cores", lambda: 16)
+    assert [threads_per_worker(n) for n in (1, 2, 3, 16, 32)] == [16, 8, 5, 1, 1]

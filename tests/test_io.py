@@ -1,0 +1,47 @@
+"""Atomic writes leave either the old file or the new one, never a partial file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kdfair.io import atomic_path, environment_info, save_npz_atomic, write_json_atomic, write_text_atomic
+
+
+def test_failed_write_keeps_old_content_and_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "a.txt"
+    write_text_atomic(target, "old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("boom")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_npz_and_json_round_trip(tmp_path: Path) -> None:
+    save_npz_atomic(tmp_path / "x.npz", a=np.arange(3))
+    with np.load(tmp_path / "x.npz") as npz:
+        np.testing.assert_array_equal(npz["a"], [0, 1, 2])
+    write_json_atomic(tmp_path / "x.json", {"v": np.float32(1.5), "p": tmp_path})
+    assert '"v": 1.5' in (tmp_path / "x.json").read_text()
+
+
+def test_crash_point_kills_before_rename(tmp_path: Path) -> None:
+    target = tmp_path / "out.txt"
+    code = f"from kdfair.io import write_text_atomic; write_text_atomic({str(target)!r}, 'new')"
+    env = dict(os.environ, KDFAIR_CRASH_AT="write:out.txt")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, check=False)
+    assert proc.returncode == -9
+    assert not target.exists()
+    leftovers = [p.name for p in tmp_path.iterdir()]
+    assert len(leftovers) == 1 and leftovers[0].endswith(".tmp")
+
+
+def test_environment_info_has_versions() -> None:
+    info = environment_info(device="cpu")
+    assert info["device"] == "cpu" and info["versions"]["numpy"] == np.__version__
