@@ -55,7 +55,9 @@ def write_cifar100(root: Path, n_train: int = 6, n_test: int = 4):
         images = random_images(n, seed=seed)
         fine = np.arange(n) * 7 % 100
         coarse = fine % 20
-        _pickle_batch(folder / split, images, {b"fine_labels": fine.tolist(), b"coarse_labels": coarse.tolist()})
+        _pickle_batch(
+            folder / split, images, {b"fine_labels": fine.tolist(), b"coarse_labels": coarse.tolist()}
+        )
         arrays[split] = (images, fine, coarse)
     meta = {
         b"fine_label_names": [f"fine{i}".encode() for i in range(100)],
@@ -100,7 +102,12 @@ def annotator(label: str, *targets: str, annotator_id: int = 1) -> dict:
 def write_hatexplain(root: Path, posts: dict[str, list[dict]], divisions: dict[str, list[str]]) -> None:
     root.mkdir(parents=True, exist_ok=True)
     data = {
-        pid: {"post_id": pid, "annotators": ann, "rationales": [], "post_tokens": f"post {pid} about things".split()}
+        pid: {
+            "post_id": pid,
+            "annotators": ann,
+            "rationales": [],
+            "post_tokens": f"post {pid} about things".split(),
+        }
         for pid, ann in posts.items()
     }
     (root / "dataset.json").write_text(json.dumps(data))

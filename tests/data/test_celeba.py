@@ -1,4 +1,4 @@
-"""CelebA from tiny official-format files: labels, groups, partition, balancing, attributes-only, bad files."""
+"""CelebA from tiny official-format files: labels, groups, partition, balancing, attributes-only, errors."""
 
 from __future__ import annotations
 

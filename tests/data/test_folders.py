@@ -86,7 +86,9 @@ def test_tiny_imagenet_tree(tmp_path):
     wnids = ["n01443537", "n01629819"]
     (root / "val" / "images").mkdir(parents=True)
     (root / "wnids.txt").write_text("\n".join(wnids) + "\n")
-    (root / "words.txt").write_text("n01443537\tgoldfish, Carassius auratus\nn01629819\tEuropean fire salamander\n")
+    (root / "words.txt").write_text(
+        "n01443537\tgoldfish, Carassius auratus\nn01629819\tEuropean fire salamander\n"
+    )
     for k, wnid in enumerate(wnids):
         for i, image in enumerate(random_images(2, 64, seed=k)):
             write_image(root / "train" / wnid / "images" / f"{wnid}_{i}.JPEG", image)

@@ -29,7 +29,11 @@ def extracted(tmp_path_factory):
 
 
 def test_celeba_attributes(recwarn):
-    options = {"attributes_only": True, "attr_file": "list_attr_celeba_first20000.txt", "balance_train": False}
+    options = {
+        "attributes_only": True,
+        "attr_file": "list_attr_celeba_first20000.txt",
+        "balance_train": False,
+    }
     data = load_dataset("celeba", SHARED / "celeba", options)
     assert data.info["rows_read"] == 20000 and len(data.split("train")) == 20000
     balanced = load_dataset("celeba", SHARED / "celeba", {**options, "balance_train": True})

@@ -41,7 +41,12 @@ def test_bad_option_value():
 
 
 def test_parse_cli_options():
-    assert parse_options(["a=1", "b=[x, y]", "c=true", "d=text"]) == {"a": 1, "b": ["x", "y"], "c": True, "d": "text"}
+    assert parse_options(["a=1", "b=[x, y]", "c=true", "d=text"]) == {
+        "a": 1,
+        "b": ["x", "y"],
+        "c": True,
+        "d": "text",
+    }
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_options(["novalue"])
 

@@ -33,7 +33,9 @@ def test_cache_written_then_reused(private_cache):
     assert second.info["from_cache"] is True
     assert time.perf_counter() - start < 1.0
     assert second.split("train").inputs.tobytes() == first.split("train").inputs.tobytes()
-    assert np.array_equal(second.split("train").attributes["texture"], first.split("train").attributes["texture"])
+    assert np.array_equal(
+        second.split("train").attributes["texture"], first.split("train").attributes["texture"]
+    )
 
 
 def test_thousand_images_at_32_px_in_seconds():
@@ -107,3 +109,14 @@ def test_each_factor_recognisable_by_nearest_centroid(factor, minimum):
     # texture); pose random. Chance is 0.1.
     fixed = (7, 0, 9) if factor != 1 else (1, 0, 9)
     assert _nearest_centroid_accuracy(factor, fixed) > minimum
+
+
+def test_label_option_swaps_label_and_protected_attributes() -> None:
+    options = {"per_combination": 1, "test_per_combination": 1, "image_size": 16}
+    by_shape = load_dataset("trifeature", options=options, seed=3)
+    by_texture = load_dataset("trifeature", options={**options, "label": "texture"}, seed=3)
+    shape_split, texture_split = by_shape.split("train"), by_texture.split("train")
+    np.testing.assert_array_equal(texture_split.labels, shape_split.attributes["texture"])
+    assert sorted(texture_split.attributes) == ["colour", "shape"]
+    assert by_texture.class_names[0] == "solid" and by_texture.attribute_levels["shape"][0] == "triangle"
+    np.testing.assert_array_equal(texture_split.inputs, shape_split.inputs)

@@ -71,7 +71,9 @@ def test_corrupt_image_and_empty_folder(tmp_path):
     _write(tmp_path)
     (tmp_path / "5_0_0_20170100005000.jpg.chip.jpg").write_bytes(b"garbage")
     data = load_dataset("utkface", tmp_path, {"test_per_cell": 2})
-    split_name = "train" if "5_0_0_20170100005000.jpg.chip.jpg" in set(data.split("train").sample_ids) else "test"
+    split_name = (
+        "train" if "5_0_0_20170100005000.jpg.chip.jpg" in set(data.split("train").sample_ids) else "test"
+    )
     split = data.split(split_name)
     row = list(split.sample_ids).index("5_0_0_20170100005000.jpg.chip.jpg")
     with pytest.raises(DataError, match="5_0_0_20170100005000"):

@@ -18,7 +18,10 @@ OVERRIDES = {
     ("nds", "eod", "color"): [0.05, 0.06, 0.07],
     ("ds_kd_T2_a0.8", "individual_unfairness", ""): [0.1, 0.2, 0.3],
 }
-WARNINGS = ["class 7: Welch test undefined (zero variance in both groups)", "group <b>: no positives & left out"]
+WARNINGS = [
+    "class 7: Welch test undefined (zero variance in both groups)",
+    "group <b>: no positives & left out",
+]
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,10 @@
 """Write a synthetic audit folder (docs/ARCHITECTURE.md, "Audit output") with known values, for report tests
 and ``benchmarks/bench_report.py``.
 
-Per-seed metric values are drawn at random (or set through ``overrides``) and returned, so a test can recompute
-every table cell independently. ``summary.csv`` holds their mean and std (ddof = 1); class tests are real Welch
+Per-seed metric values are drawn at random (or set through ``overrides``) and returned, so a test
+can recompute
+every table cell independently. ``summary.csv`` holds their mean and std (ddof = 1); class tests
+are real Welch
 tests on the written normalised class accuracies; counts and BH follow from them.
 """
 
@@ -32,7 +34,10 @@ class SyntheticAudit:
 
 def _conditions(temperatures, methods, alphas, seeds) -> list[dict]:
     base = {"method": "ce", "temperature": None, "alpha": None, "seeds": list(seeds)}
-    out = [dict(base, id="teacher", role="teacher", label="Teacher"), dict(base, id="nds", role="nds", label="NDS")]
+    out = [
+        dict(base, id="teacher", role="teacher", label="Teacher"),
+        dict(base, id="nds", role="nds", label="NDS"),
+    ]
     for method in methods:
         for alpha in alphas:
             for t in temperatures:
@@ -58,7 +63,9 @@ def _metric_values(conditions, seeds, attributes, rng, overrides) -> dict[Key, l
         keys = [(cond["id"], m, "") for m in PLAIN_METRICS]
         keys += [(cond["id"], m, a) for a in attributes for m in ATTRIBUTE_METRICS]
         for key in keys:
-            centre = {"accuracy": 0.7, "auroc": 0.85, "f1": 0.75, "individual_unfairness": 0.3}.get(key[1], 0.1)
+            centre = {"accuracy": 0.7, "auroc": 0.85, "f1": 0.75, "individual_unfairness": 0.3}.get(
+                key[1], 0.1
+            )
             spread = rng.uniform(0.001, 0.02)
             values[key] = list(np.clip(centre + 0.003 * i + spread * rng.standard_normal(len(seeds)), 0, 1))
     values.update({k: list(v) for k, v in (overrides or {}).items()})
@@ -76,7 +83,15 @@ def _long_tables(conditions, seeds, values) -> tuple[pd.DataFrame, pd.DataFrame]
         arr = np.asarray(seed_values, dtype=float)
         std = float(arr.std(ddof=1)) if len(arr) > 1 else float("nan")
         summary.append(
-            dict(condition=cid, **ident, metric=metric, attribute=attribute, n_seeds=len(arr), mean=arr.mean(), std=std)
+            dict(
+                condition=cid,
+                **ident,
+                metric=metric,
+                attribute=attribute,
+                n_seeds=len(arr),
+                mean=arr.mean(),
+                std=std,
+            )
         )
     return pd.DataFrame(rows), pd.DataFrame(summary)
 
@@ -186,7 +201,13 @@ def write_synthetic_audit(
     run_accuracy = {c["id"]: values[(c["id"], "accuracy", "")] for c in conditions}
     pd.DataFrame(
         [
-            dict(condition=cid, seed=s, **{"class": c}, accuracy=acc[j, c], normalized_accuracy=acc[j, c] / run_accuracy[cid][j])
+            dict(
+                condition=cid,
+                seed=s,
+                **{"class": c},
+                accuracy=acc[j, c],
+                normalized_accuracy=acc[j, c] / run_accuracy[cid][j],
+            )
             for cid, acc in accuracy.items()
             for j, s in enumerate(seeds)
             for c in range(n_classes)

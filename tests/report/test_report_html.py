@@ -1,4 +1,5 @@
-"""The HTML page: structurally valid HTML5, every figure embedded, nothing external, settings and warnings shown;
+"""The HTML page: structurally valid HTML5, every figure embedded, nothing external, settings and
+warnings shown;
 optionally rendered by a headless chromium when one is installed."""
 
 from __future__ import annotations
@@ -55,7 +56,13 @@ def test_html_is_valid_structure(small):
     checker = check(text)
     assert text.startswith("<!DOCTYPE html>") and checker.doctype.lower() == "doctype html"
     assert checker.errors == [] and checker.stack == []
-    assert checker.counts["html"] == checker.counts["head"] == checker.counts["body"] == checker.counts["title"] == 1
+    assert (
+        checker.counts["html"]
+        == checker.counts["head"]
+        == checker.counts["body"]
+        == checker.counts["title"]
+        == 1
+    )
     assert len(checker.ids) == len(set(checker.ids))
 
 

@@ -1,4 +1,5 @@
-"""A 1,000-class audit renders; the class-wise figures show at most the top-k classes, chosen by |mean change|."""
+"""A 1,000-class audit renders; the class-wise figures show at most the top-k classes, chosen by "
+"|mean change|."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from kdfair.report.figures import HEATMAP_CLASSES, fig_class_accuracy, fig_disag
 
 def test_thousand_classes_top_k(tmp_path):
     audit = write_synthetic_audit(
-        tmp_path / "audit", n_classes=1000, temperatures=(2, 8), seeds=(0, 1, 2), shifted_classes=(5, 500, 999)
+        tmp_path / "audit",
+        n_classes=1000,
+        temperatures=(2, 8),
+        seeds=(0, 1, 2),
+        shifted_classes=(5, 500, 999),
     )
     data = load_audit(tmp_path / "audit")
     figure = fig_class_accuracy(data, tmp_path / "fig", top_k=12)

@@ -82,7 +82,9 @@ def test_counts_raw_and_bh(small):
     for row, cid in zip(rows[2:], counts.index, strict=True):
         assert [int(x) for x in row[-4:]] == [int(counts.loc[cid, k]) for k in ("sc", "sc_bh", "tc", "tc_bh")]
     tests = audit.class_tests
-    first_sc = int(tests[(tests.comparison == "nds_vs_ds") & (tests.condition == "ds_kd_T1_a0.8")].significant.sum())
+    first_sc = int(
+        tests[(tests.comparison == "nds_vs_ds") & (tests.condition == "ds_kd_T1_a0.8")].significant.sum()
+    )
     assert int(rows[2][-4]) == first_sc
     assert (index.parent / "tables" / "table1_accuracy_significance.md").read_text().count(
         "two-sided Welch t-test on normalised class accuracy, level 0.05, out of 10 classes"
@@ -103,7 +105,11 @@ def test_csv_is_numeric_and_unrounded(small):
 def test_inheritance_deltas(small):
     audit, index = small
     header, rows = read_table(index, "bird_inheritance_color")
-    assert header[:3] == ["Teacher", "Student", "Training"] and rows[0][0] == "resnet56" and rows[1][1] == "resnet20"
+    assert (
+        header[:3] == ["Teacher", "Student", "Training"]
+        and rows[0][0] == "resnet56"
+        and rows[1][1] == "resnet20"
+    )
     nds = np.mean(audit.per_seed[("nds", "deo_mean", "color")])
     ds = np.mean(audit.per_seed[("ds_kd_T4_a0.8", "deo_mean", "color")])
     assert rows[-1][2] == "kd T=4 α=0.8"
@@ -123,7 +129,9 @@ def test_latex_booktabs_and_escaping(small):
 
 
 def test_renderers_on_a_hand_made_table():
-    table = Table("t", "T", "cap", ["Model", "x|y"], [["A", Stat(1.0, 0.5)], ["B", None]], notes=["n"], breaks=[1])
+    table = Table(
+        "t", "T", "cap", ["Model", "x|y"], [["A", Stat(1.0, 0.5)], ["B", None]], notes=["n"], breaks=[1]
+    )
     assert "| A | 1.00 ± 0.50 |" in to_markdown(table) and "x\\|y" in to_markdown(table)
     assert to_csv(table).splitlines() == ["Model,x|y mean,x|y std", "A,1.0,0.5", "B,,"]
     assert to_latex(table).count(r"\midrule") == 2

@@ -5,7 +5,8 @@ Each image combines one of 10 shapes, 10 textures and 10 colours on a grey 0.5 b
 Shapes are masks rotated by an angle drawn from [-45, 45) degrees and shifted by a random offset; textures
 have a period of 10 px at 224 px (scaled with the size), a random phase and a random rotation. Small images
 are rendered ``supersample`` times larger and block-averaged down, so edges are antialiased.
-Label: shape. Protected attributes: colour and texture. Every (shape, texture, colour) combination appears
+Label: shape by default (option ``label``: shape, texture or colour); the other two factors are the
+protected attributes. Every (shape, texture, colour) combination appears
 ``per_combination`` times in train and ``test_per_combination`` times in test.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
@@ -52,6 +54,7 @@ class TrifeatureOptions(StrictOptions):
     supersample: int | None = Field(None, ge=1, le=8)  # None: ceil(96 / image_size), 1 at 96 px and above
     cache_dir: str | None = None  # None: $KDFAIR_CACHE/trifeature or ~/.cache/kdfair/trifeature
     use_cache: bool = True
+    label: Literal["shape", "texture", "colour"] = "shape"  # the class; the other two factors are protected
 
 
 def texture_period(options: TrifeatureOptions) -> float:
@@ -175,29 +178,31 @@ def load_trifeature(root: Path | None, options: TrifeatureOptions, *, seed: int)
         arrays = _build_arrays(options, seed)
         if options.use_cache:
             save_npz_atomic(path, **arrays)
+    names = {"shape": list(SHAPES), "texture": list(TEXTURES), "colour": list(COLOURS)}
+    protected = [factor for factor in ("colour", "texture", "shape") if factor != options.label]
     splits = {
         split: DataSplit(
             inputs=arrays[f"{split}_images"],
-            labels=arrays[f"{split}_shape"],
+            labels=arrays[f"{split}_{options.label}"],
             sample_ids=np.asarray([f"{split}/{i:06d}" for i in range(len(arrays[f"{split}_shape"]))]),
-            attributes={"colour": arrays[f"{split}_colour"], "texture": arrays[f"{split}_texture"]},
+            attributes={factor: arrays[f"{split}_{factor}"] for factor in protected},
         )
         for split in ("train", "test")
     }
-    levels = {"colour": list(COLOURS), "texture": list(TEXTURES)}
+    levels = {factor: names[factor] for factor in protected}
     info = {
         "seed": seed,
         "cache_file": str(path) if options.use_cache else None,
         "from_cache": cached,
         "texture_period_px": texture_period(options),
         "supersample": supersample_factor(options),
-        "splits": splits_info(splits, SHAPES, levels),
+        "splits": splits_info(splits, names[options.label], levels),
     }
     return Dataset(
         name="trifeature",
         modality="image",
-        num_classes=len(SHAPES),
-        class_names=list(SHAPES),
+        num_classes=len(names[options.label]),
+        class_names=names[options.label],
         splits=splits,
         attribute_levels=levels,
         image_size=options.image_size,

@@ -32,11 +32,15 @@ def resolve_audit_dir(audit_or_runs_dir: str | Path) -> Path:
     if not root.is_dir():
         raise KdfairError(f"{root}: no such folder")
     if not any(root.rglob("run.json")):
-        raise KdfairError(f"{root}: neither an audit folder (no {AUDIT_JSON}) nor a runs folder (no run.json)")
+        raise KdfairError(
+            f"{root}: neither an audit folder (no {AUDIT_JSON}) nor a runs folder (no run.json)"
+        )
     try:
         from kdfair.audit.engine import audit_runs, write_audit
     except ImportError as exc:  # the audit engine is a separate module
-        raise KdfairError(f"{root}: a runs folder needs the audit engine (kdfair.audit.engine): {exc}") from exc
+        raise KdfairError(
+            f"{root}: a runs folder needs the audit engine (kdfair.audit.engine): {exc}"
+        ) from exc
     audit_dir = root / "audit"
     write_audit(audit_runs(root), audit_dir)
     return audit_dir
@@ -53,17 +57,20 @@ def write_tables(tables: list[Table], out_dir: Path, omitted: list[str]) -> None
     write_text_atomic(out_dir / "tables.md", "\n".join(parts) + "\n")
 
 
-def build_report(audit_or_runs_dir: str | Path, out_dir: str | Path, *, top_k: int = TOP_K_CLASSES) -> Path:
+def build_report(
+    audit_or_runs_dir: str | Path, out_dir: str | Path, *, top_k: int = TOP_K_CLASSES, figures: bool = True
+) -> Path:
     """Render the report of an audit folder (or of a runs folder, audited first) into ``out_dir``.
 
     Writes tables (Markdown, LaTeX, CSV), figures (PNG, SVG) and ``index.html``; returns the path of
     ``index.html``. ``top_k``: how many classes the class-wise figure shows when there are more (SPEC §8).
+    ``figures=False`` skips the figures (tables and page only, fast).
     """
     audit: AuditData = load_audit(resolve_audit_dir(audit_or_runs_dir))
     out = Path(out_dir)
     tables, omitted_tables = build_tables(audit)
     write_tables(tables, out, omitted_tables)
-    figures, omitted_figures = build_figures(audit, out / "figures", top_k=top_k)
+    rendered, omitted_figures = build_figures(audit, out / "figures", top_k=top_k) if figures else ([], [])
     index = out / "index.html"
-    write_text_atomic(index, render_page(audit, tables, figures, omitted_tables + omitted_figures))
+    write_text_atomic(index, render_page(audit, tables, rendered, omitted_tables + omitted_figures))
     return index

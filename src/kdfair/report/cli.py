@@ -19,13 +19,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "<runs_dir>/audit.",
     )
     parser.add_argument("audit_dir", type=Path, metavar="AUDIT_OR_RUNS_DIR")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: report/ beside the audit folder, or inside the runs folder)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default: report/ beside the audit folder, or inside the runs folder)",
+    )
     parser.add_argument(
         "--top-k",
         type=int,
         default=TOP_K_CLASSES,
         help=f"classes shown in the class-wise figure when there are more (default {TOP_K_CLASSES})",
     )
+    parser.add_argument("--no-figures", action="store_true", help="tables and the page only (fast)")
     parser.set_defaults(func=run)
     return parser
 
@@ -37,6 +43,6 @@ def run(args: argparse.Namespace) -> int:
     source = args.audit_dir.resolve()
     default = source.parent / "report" if (source / "audit.json").is_file() else source / "report"
     out = args.out if args.out is not None else default
-    index = build_report(args.audit_dir, out, top_k=args.top_k)
+    index = build_report(args.audit_dir, out, top_k=args.top_k, figures=not args.no_figures)
     print(index)
     return 0

@@ -50,7 +50,9 @@ class Figure:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def new_figure(ncols: int = 1, nrows: int = 1, width: float = 10.0, height: float = 4.0) -> tuple[MplFigure, Any]:
+def new_figure(
+    ncols: int = 1, nrows: int = 1, width: float = 10.0, height: float = 4.0
+) -> tuple[MplFigure, Any]:
     """A figure with the report's style applied."""
     with plt.rc_context(RC):
         fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False, layout="constrained")
@@ -62,8 +64,16 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float = 10.0, height: floa
 
 def series_style(index: int, n: int) -> dict[str, Any]:
     """Colour, marker and line style of the ``index``-th of ``n`` series (viridis when n > 8)."""
-    color = OKABE_ITO[index % len(OKABE_ITO)] if n <= len(OKABE_ITO) else plt.get_cmap("viridis")(index / max(n - 1, 1))
-    return {"color": color, "marker": MARKERS[index % len(MARKERS)], "linestyle": LINESTYLES[index % len(LINESTYLES)]}
+    color = (
+        OKABE_ITO[index % len(OKABE_ITO)]
+        if n <= len(OKABE_ITO)
+        else plt.get_cmap("viridis")(index / max(n - 1, 1))
+    )
+    return {
+        "color": color,
+        "marker": MARKERS[index % len(MARKERS)],
+        "linestyle": LINESTYLES[index % len(LINESTYLES)],
+    }
 
 
 def temperature_axis(ax: Any, temperatures: list[float]) -> None:

@@ -73,17 +73,24 @@ def fig_significance(audit: AuditData, out_dir: Path) -> Figure | None:
     fig, axes = new_figure(2, 1, width=11, height=4.2)
     ax = axes[0, 0]
     styles = {"sc": ("#0072B2", "o", "#SC (NDS vs DS)"), "tc": ("#E69F00", "s", "#TC (teacher vs DS)")}
-    for index, (label, conds) in enumerate(series):
+    for label, conds in series:
         temps = [c.temperature for c in conds]
         for key, (color, marker, name) in styles.items():
             for suffix, linestyle, tag in (("", "-", "raw"), ("_bh", "--", "BH")):
                 values = [float(by_cond[c.id][key + suffix]) if c.id in by_cond else np.nan for c in conds]
                 prefix = "" if len(series) == 1 else f"{label}: "
-                ax.plot(temps, values, color=color, marker=marker, linestyle=linestyle,
-                        markerfacecolor="white" if suffix else color, label=f"{prefix}{name}, {tag}")
+                ax.plot(
+                    temps,
+                    values,
+                    color=color,
+                    marker=marker,
+                    linestyle=linestyle,
+                    markerfacecolor="white" if suffix else color,
+                    label=f"{prefix}{name}, {tag}",
+                )
     _temperature_axis(ax, [c.temperature for _, conds in series for c in conds])
     ax.set_ylabel(f"significantly affected classes (of {audit.n_classes})")
-    ax.set_title("(a) affected classes, p ≤ %g" % audit.level)
+    ax.set_title(f"(a) affected classes, p ≤ {audit.level:g}")
     ax.legend(loc="best")
     metric_vs_temperature(axes[0, 1], audit, "accuracy", "", 100.0, "test accuracy (%)")
     axes[0, 1].set_title("(b) test accuracy")
@@ -91,9 +98,11 @@ def fig_significance(audit: AuditData, out_dir: Path) -> Figure | None:
     return Figure(
         name="fig3_significance_vs_temperature",
         title="Figure 3: Temperature vs affected classes and accuracy",
-        caption="Left: how many classes change significantly when distilling at each temperature, compared with "
+        caption="Left: how many classes change significantly when distilling at each temperature, "
+        "compared with "
         "the student trained from scratch (#SC) and with the teacher (#TC); solid lines count raw p-values, "
-        "dashed lines after Benjamini-Hochberg correction. Right: the distilled student's test accuracy, with "
+        "dashed lines after Benjamini-Hochberg correction. Right: the distilled student's test "
+        "accuracy, with "
         "the teacher and the non-distilled student as horizontal references.",
         png=png,
         svg=svg,
@@ -124,7 +133,10 @@ def fig_group_fairness(audit: AuditData, out_dir: Path, attribute: str) -> Figur
         audit,
         out_dir,
         name,
-        [("eod", attribute, 100.0, "EOD (%), lower is fairer"), ("dpd", attribute, 100.0, "DPD (%), lower is fairer")],
+        [
+            ("eod", attribute, 100.0, "EOD (%), lower is fairer"),
+            ("dpd", attribute, 100.0, "DPD (%), lower is fairer"),
+        ],
     )
     if paths is None:
         return None
@@ -159,7 +171,8 @@ def fig_individual_fairness(audit: AuditData, out_dir: Path) -> Figure | None:
         name=name,
         title="Individual fairness vs temperature",
         caption="Left: how much the predicted probabilities differ between a test sample and its nearest "
-        "neighbours, per unit of (normalised) distance; lower is fairer. Right: consistency, the agreement of "
+        "neighbours, per unit of (normalised) distance; lower is fairer. Right: consistency, the "
+        "agreement of "
         "a prediction with its neighbours' predictions, in percent; higher is fairer.",
         png=paths[0],
         svg=paths[1],

@@ -31,12 +31,14 @@ section.table, figure { margin: 1.4rem 0 2rem; }
 .caption { color: var(--muted); margin: .2rem 0 .6rem; }
 .scroll { overflow-x: auto; }
 table.data { border-collapse: collapse; font-variant-numeric: tabular-nums; font-size: .88rem; }
-table.data th, table.data td { padding: .3rem .7rem; border-bottom: 1px solid var(--line); white-space: nowrap; }
+table.data th, table.data td { padding: .3rem .7rem; border-bottom: 1px solid var(--line);
+white-space: nowrap; }
 table.data thead th { border-bottom: 2px solid var(--fg); text-align: left; }
 table.data td.num, table.data th.num { text-align: right; }
 table.data tr.break td { border-top: 1.5px solid var(--fg); }
 table.data tbody tr:nth-child(even) { background: var(--bg-alt); }
-table.kv th { text-align: left; padding-right: 1.2rem; color: var(--muted); font-weight: 600; vertical-align: top; }
+table.kv th { text-align: left; padding-right: 1.2rem; color: var(--muted); font-weight: 600;
+vertical-align: top; }
 table.kv td { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .85rem; }
 .note { font-size: .85rem; color: var(--muted); margin: .2rem 0; }
 .warnings { background: #fff6e5; border-left: 4px solid #E69F00; padding: .6rem 1rem; }
@@ -69,7 +71,9 @@ def settings_html(audit: AuditData) -> str:
         "runs folder": meta.get("runs_dir", ""),
         "runs": meta.get("n_runs", ""),
         "classes": audit.n_classes,
-        "protected attributes": ", ".join(f"{k} ({', '.join(map(str, v))})" for k, v in (meta.get("attributes") or {}).items())
+        "protected attributes": ", ".join(
+            f"{k} ({', '.join(map(str, v))})" for k, v in (meta.get("attributes") or {}).items()
+        )
         or "none",
         "significance level": audit.level,
         "individual fairness": meta.get("individual_fairness", {}),
@@ -79,20 +83,23 @@ def settings_html(audit: AuditData) -> str:
     rows = [f"<tr><th>{_e(k)}</th><td>{_value_html(v)}</td></tr>" for k, v in items]
     conds = "".join(
         f"<tr><td>{_e(c.label)}</td><td>{_e(c.id)}</td><td>{_e(c.method)}</td>"
-        f"<td class=\"num\">{_e(f'{c.temperature:g}' if c.temperature is not None else '-')}</td>"
-        f"<td class=\"num\">{_e(f'{c.alpha:g}' if c.alpha is not None else '-')}</td>"
+        f'<td class="num">{_e(f"{c.temperature:g}" if c.temperature is not None else "-")}</td>'
+        f'<td class="num">{_e(f"{c.alpha:g}" if c.alpha is not None else "-")}</td>'
         f"<td>{_e(', '.join(str(s) for s in c.seeds))}</td></tr>"
         for c in audit.conditions
     )
     return (
         '<table class="kv">' + "".join(rows) + "</table>\n<h3>Conditions</h3>\n"
         '<div class="scroll"><table class="data"><thead><tr><th>label</th><th>id</th><th>method</th>'
-        '<th class="num">T</th><th class="num">α</th><th>seeds</th></tr></thead><tbody>' + conds + "</tbody></table></div>"
+        '<th class="num">T</th><th class="num">α</th><th>seeds</th></tr></thead><tbody>'
+        + conds
+        + "</tbody></table></div>"
     )
 
 
 def table_html(table: Table) -> str:
     """One table with its caption and notes."""
+
     def cls(i: int) -> str:
         return "" if i < table.n_label_columns else ' class="num"'
 
@@ -140,23 +147,25 @@ def render_page(audit: AuditData, tables: list[Table], figures: list[Figure], om
 </head>
 <body>
 <header><h1>kdfair report: what distillation did to class-wise bias and fairness</h1>
-<p>{_e(subtitle)} &middot; {audit.meta.get('n_runs', '?')} runs &middot; generated {_e(stamp)}</p></header>
-<nav><a href="#settings">Settings</a><a href="#warnings">Warnings</a><a href="#figures">Figures</a><a href="#tables">Tables</a></nav>
+<p>{_e(subtitle)} &middot; {audit.meta.get("n_runs", "?")} runs &middot; generated {_e(stamp)}</p></header>
+<nav><a href="#settings">Settings</a><a href="#warnings">Warnings</a><a
+href="#figures">Figures</a><a href="#tables">Tables</a></nav>
 <main>
 <section id="settings"><h2>Run settings</h2>
 {settings_html(audit)}
 </section>
 <section id="warnings"><h2>Warnings</h2>
-<p class="caption">Quantities the audit could not define (e.g. rates with an empty denominator, Welch tests with zero
+<p class="caption">Quantities the audit could not define (e.g. rates with an empty denominator,
+Welch tests with zero
 variance in both groups) and left out.</p>
 {warn_html}
 {omitted_html}
 </section>
 <section id="figures"><h2>Figures</h2>
-{''.join(figure_html(f) for f in figures)}
+{"".join(figure_html(f) for f in figures)}
 </section>
 <section id="tables"><h2>Tables</h2>
-{''.join(table_html(t) for t in tables)}
+{"".join(table_html(t) for t in tables)}
 </section>
 </main>
 </body>

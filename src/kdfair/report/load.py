@@ -73,7 +73,11 @@ class AuditData:
     @property
     def class_names(self) -> list[str]:
         names = self.meta.get("class_names") or []
-        return [str(n) for n in names] if len(names) == self.n_classes else [str(c) for c in range(self.n_classes)]
+        return (
+            [str(n) for n in names]
+            if len(names) == self.n_classes
+            else [str(c) for c in range(self.n_classes)]
+        )
 
     @property
     def attributes(self) -> list[str]:
@@ -168,9 +172,7 @@ def load_audit(audit_dir: str | Path) -> AuditData:
     conditions = sorted((_condition(c) for c in meta.get("conditions") or []), key=lambda c: c.sort_key)
     if not conditions:
         raise AuditFormatError(f"{root / AUDIT_JSON}: no conditions listed")
-    summary = _read_csv(
-        root / "summary.csv", ("condition", "metric", "attribute", "n_seeds", "mean", "std")
-    )
+    summary = _read_csv(root / "summary.csv", ("condition", "metric", "attribute", "n_seeds", "mean", "std"))
     tables = {
         name.removesuffix(".csv"): _read_csv(root / name) for name in OPTIONAL_CSVS if (root / name).is_file()
     }

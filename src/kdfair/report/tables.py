@@ -2,7 +2,8 @@
 
 Every table has one row per condition in the paper's order (Teacher, NDS, DS by temperature; DS grouped by
 method and alpha), label columns ``Model`` [``Method``] ``T`` [``α``], and mean ± std over seeds. Accuracy,
-fairness, AUROC, F1 and consistency are shown in percent with 2 decimals; individual unfairness (unitless) with
+fairness, AUROC, F1 and consistency are shown in percent with 2 decimals; individual unfairness
+(unitless) with
 4 decimals. Formatting rules: :mod:`kdfair.report.tabular` and docs/report.md.
 """
 
@@ -12,7 +13,7 @@ import math
 from collections.abc import Callable
 
 from kdfair.report.load import AuditData, Condition
-from kdfair.report.tabular import Cell, Stat, Table, signed
+from kdfair.report.tabular import Cell, Stat, Table
 
 TEST_NAME = "two-sided Welch t-test on normalised class accuracy"
 STD_NOTE = "Mean ± std over seeds (std with ddof = 1)."
@@ -116,7 +117,9 @@ def _undefined_note(audit: AuditData) -> list[str]:
     n_undefined = int(tests["undefined"].astype(bool).sum())
     if n_undefined == 0:
         return []
-    return [f"{n_undefined} class tests were undefined (zero variance in both groups) and count as not affected."]
+    return [
+        f"{n_undefined} class tests were undefined (zero variance in both groups) and count as not affected."
+    ]
 
 
 def table_group_fairness(audit: AuditData, attribute: str) -> Table | None:
@@ -125,13 +128,18 @@ def table_group_fairness(audit: AuditData, attribute: str) -> Table | None:
         return None
     names, cells = label_columns(audit)
     rows = [
-        cells(c) + [stat_cell(audit, c.id, m, a) for m, a in (("accuracy", ""), ("eod", attribute), ("dpd", attribute))]
+        cells(c)
+        + [
+            stat_cell(audit, c.id, m, a)
+            for m, a in (("accuracy", ""), ("eod", attribute), ("dpd", attribute))
+        ]
         for c in audit.conditions
     ]
     return Table(
         name=f"table2_fairness_{_slug(attribute)}",
         title=f"Tables 2-3: Group fairness, attribute '{attribute}'",
-        caption="Test accuracy, equalized odds difference (EOD) and demographic parity difference (DPD), in %; "
+        caption="Test accuracy, equalized odds difference (EOD) and demographic parity difference "
+        "(DPD), in %; "
         "lower EOD and DPD is fairer.",
         columns=names + ["Test Acc. (%)", "EOD (%)", "DPD (%)"],
         rows=rows,
@@ -155,7 +163,8 @@ def table_individual_fairness(audit: AuditData) -> Table | None:
     return Table(
         name="table4_individual_fairness",
         title="Table 4: Individual fairness",
-        caption="Individual unfairness (mean total variation between a sample's and its neighbours' predicted "
+        caption="Individual unfairness (mean total variation between a sample's and its neighbours' "
+        "predicted "
         "probabilities per normalised distance; lower is fairer) and consistency (%; higher is fairer).",
         columns=names + ["Individual unfairness", "Consistency (%)"],
         rows=rows,
@@ -174,8 +183,9 @@ def _slug(text: str) -> str:
 
 
 def model_names(meta: dict) -> tuple[str, str]:
-    """Teacher and student model names from audit.json ``settings``: ``teacher_model``/``student_model``, or
-    ``models`` keyed by role or condition id (``teacher``, ``student`` or ``nds``); else "Teacher"/"Student"."""
+    """Teacher and student model names from audit.json ``settings``: ``teacher_model``/``student_model``,
+    or ``models`` keyed by role or condition id (``teacher``, ``student`` or ``nds``); else
+    "Teacher"/"Student"."""
     settings = meta.get("settings") or {}
     models = settings.get("models") if isinstance(settings.get("models"), dict) else {}
     teacher = settings.get("teacher_model") or models.get("teacher")

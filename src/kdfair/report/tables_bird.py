@@ -24,7 +24,9 @@ DEO_METRICS = (("deo_mean", "mean-DEO (%)", True), ("deo_max", "max-DEO (%)", Tr
 
 def by_method(audit: AuditData) -> list[Condition]:
     """Teacher and NDS first, then DS conditions grouped by method, alpha and temperature."""
-    return sorted(audit.conditions, key=lambda c: (c.role == "ds", c.method if c.role == "ds" else "", c.sort_key))
+    return sorted(
+        audit.conditions, key=lambda c: (c.role == "ds", c.method if c.role == "ds" else "", c.sort_key)
+    )
 
 
 def _method_breaks(conditions: list[Condition]) -> list[int]:
@@ -120,10 +122,14 @@ def build_tables(audit: AuditData) -> tuple[list[Table], list[str]]:
     if not attributes:
         omitted.append("Group fairness tables (Tables 2-3) omitted: the audit has no protected attributes.")
     for attribute in attributes:
-        _add(tables, omitted, table_group_fairness(audit, attribute), f"Table 2 for '{attribute}' (no EOD/DPD)")
+        _add(
+            tables, omitted, table_group_fairness(audit, attribute), f"Table 2 for '{attribute}' (no EOD/DPD)"
+        )
     _add(tables, omitted, table_individual_fairness(audit), "Table 4 (no individual fairness metrics)")
     for attribute in attributes or [""]:
-        _add(tables, omitted, table_bird(audit, attribute), f"BIRD table for '{attribute or '-'}' (no metrics)")
+        _add(
+            tables, omitted, table_bird(audit, attribute), f"BIRD table for '{attribute or '-'}' (no metrics)"
+        )
     for attribute in attributes:
         _add(
             tables,

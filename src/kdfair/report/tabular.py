@@ -109,7 +109,8 @@ def latex_escape(text: str) -> str:
 
 
 def to_latex(table: Table) -> str:
-    """A booktabs ``table`` environment (``\\toprule``, ``\\midrule``, ``\\bottomrule``); needs ``booktabs``."""
+    """A booktabs ``table`` environment (``\\toprule``, ``\\midrule``, ``\\bottomrule``); needs "
+    "``booktabs``."""
     spec = "".join("l" if i < table.n_label_columns else "r" for i in range(len(table.columns)))
     lines = [
         r"\begin{table}[t]",

@@ -19,6 +19,7 @@ from kdfair.io import environment_info, write_json_atomic, write_text_atomic
 from kdfair.sweep.config import SweepConfig, load_sweep_config
 from kdfair.sweep.executors import UnitResult, run_units
 from kdfair.sweep.expand import Plan, expand
+from kdfair.sweep.finish import check_existing_runs, finish_subsweep
 
 SWEEP_YAML = "sweep.yaml"
 ENVIRONMENT_JSON = "environment.json"
@@ -89,12 +90,10 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(format_plan(plan))
         return 0
+    for sub in plan.subsweeps:
+        check_existing_runs(sub)
     write_sweep_files(plan, args.device)
     print(f"sweep {config.name}: {len(plan.runs)} runs in {len(plan.units)} units -> {out}", flush=True)
-    from kdfair.sweep.finish import finish_subsweep, prepare_subsweep
-
-    for sub in plan.subsweeps:
-        prepare_subsweep(sub)
     started = time.monotonic()
     results = run_units(
         plan.units,

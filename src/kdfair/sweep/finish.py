@@ -1,4 +1,4 @@
-"""Before and after training a (sub-)sweep: conflict check and representation; audit and report.
+"""Before and after training a (sub-)sweep: a conflict check; the audit and the report.
 
 Before: a run folder whose ``config.json`` differs from the planned run belongs to another sweep; that stops
 the sweep at once (rather than failing unit by unit). After: ``kdfair.audit`` writes ``<sweep>/audit`` and
@@ -16,7 +16,7 @@ from kdfair.sweep.expand import RUNS, SubSweep
 
 AUDIT_DIR = "audit"
 REPORT_DIR = "report"
-REPRESENTATION_NPZ = "representation.npz"
+REPRESENTATION_NPZ = "representation.npz"  # written by the trainer (kdfair.train.rundir)
 
 
 def check_existing_runs(sub: SubSweep) -> None:
@@ -35,24 +35,6 @@ def check_existing_runs(sub: SubSweep) -> None:
                     f"{path}: holds a different config for run '{run.run_id}'; the sweep config changed since "
                     f"this folder was written; use a new --out"
                 )
-
-
-def prepare_subsweep(sub: SubSweep) -> None:
-    """Check the run folders on disk against the plan."""
-    check_existing_runs(sub)
-
-
-def write_representation(sub: SubSweep) -> Path | None:
-    """``<sweep>/representation.npz`` (standardised test inputs, SPEC §6), written once per (sub-)sweep."""
-    target = sub.out_dir / REPRESENTATION_NPZ
-    if target.exists() or sub.config.audit.representation in ("teacher", "none"):
-        return target if target.exists() else None
-    from kdfair.data.registry import load_dataset
-    from kdfair.train.rundir import write_representation as write
-
-    data = sub.config.data_list[0]
-    dataset = load_dataset(data.name, data.root, data.options, seed=sub.config.seeds[0])
-    return write(dataset, sub.out_dir)
 
 
 def audit_representation(sub: SubSweep) -> str | None:

@@ -2,7 +2,8 @@
 
 A live teacher runs in eval mode without gradients, once per batch for all students of a lockstep group
 (``forward_all``: logits, penultimate features, stage maps). Without augmentation its outputs are computed
-once for the whole train split and cached in memory and in ``<sweep>/cache/teacher_<key>.npz`` (PERF-NOTES §3).
+once for the whole train split and cached in memory and in ``<sweep>/cache/teacher_<key>.npz``
+(PERF-NOTES §3).
 An outputs file (``sample_id`` and ``logits`` and/or ``features``) is aligned to the train split by sample id.
 """
 
