@@ -81,9 +81,10 @@ def section_text(times: list[float], n_runs: int, jobs: int | None, command: str
             f"({len(SEEDS)} seeds x teacher, NDS, DS at T = 1..10), {N_CLASSES:,} classes, "
             f"{N_SAMPLES:,} test samples, float16 logits, one binary attribute, 16-d representation.",
             "",
-            "| date | machine | jobs | runs | seconds (each repeat) | target |",
-            "|---|---|---|---|---|---|",
+            "| date | machine | load average (1 min) | jobs | runs | seconds (each repeat) | target |",
+            "|---|---|---|---|---|---|---|",
             f"| {datetime.date.today().isoformat()} | {cpu_model()}, {os.cpu_count()} cores (shared) | "
+            f"{os.getloadavg()[0]:.1f} | "
             f"{jobs if jobs else 'auto'} | {n_runs} | {', '.join(f'{t:.1f}' for t in times)} | "
             f"< {TARGET_SECONDS:.0f} s: {verdict} |",
             "",

@@ -27,6 +27,7 @@ TUNABLES = (
     ":glibc.malloc.top_pad=1073741824"
 )
 TEMPERATURES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+PAIRS = [("resnet20", "lenet5", 4.0), ("resnet56", "resnet20", 1.7)]  # teacher, student, target speed-up
 
 if "tcmalloc" not in os.environ.get("LD_PRELOAD", "") and os.environ.get("GLIBC_TUNABLES") != TUNABLES:
     os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "GLIBC_TUNABLES": TUNABLES})
@@ -124,18 +125,24 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     data = synthetic(args.train, 256)
+    print(f"{args.train} synthetic train images, rounds {args.rounds}")
     runner.load_data = lambda config: data
-    work = Path(tempfile.mkdtemp(prefix="bench_lockstep_"))
-    pairs = [("resnet20", "lenet5", 4.0), ("resnet56", "resnet20", 1.7)]
+    with tempfile.TemporaryDirectory(prefix="bench_lockstep_") as tmp:
+        times = measure(data, Path(tmp), args.rounds)
+    report(times)
+
+
+def measure(data: Dataset, work: Path, rounds: int) -> dict[str, list[float]]:
+    """Round-robin timings (seconds) of every configuration, ``rounds`` times."""
     files = {}
-    for teacher, _, _ in pairs:
+    for teacher, _, _ in PAIRS:
         torch.manual_seed(0)
         files[teacher] = work / f"{teacher}.pt"
         torch.save(build_model(teacher, 10).state_dict(), files[teacher])
     times: dict[str, list[float]] = {}
     counter = 0
-    for _ in range(args.rounds):
-        for teacher, student, _ in pairs:
+    for _ in range(rounds):
+        for teacher, student, _ in PAIRS:
             for mode in ("lockstep", "one_by_one", "lockstep_cached"):
                 counter += 1
                 group = runs(teacher, files[teacher], student, mode != "lockstep_cached", f"r{counter}")
@@ -159,14 +166,16 @@ def main() -> None:
                     times.setdefault(f"{teacher}->{student} bare_epoch", []).append(
                         bare_kd_loop(student, data, steps)
                     )
+    return times
+
+
+def report(times: dict[str, list[float]]) -> None:
+    """Print medians and the three ratios with their targets."""
     median = {k: statistics.median(v) for k, v in times.items()}
-    print(
-        f"torch {torch.__version__}, threads {torch.get_num_threads()}, {args.train} train images, 1 epoch, "
-        f"K = {len(TEMPERATURES)}, rounds {args.rounds}"
-    )
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, K = {len(TEMPERATURES)}, 1 epoch")
     for key, value in median.items():
         print(f"  {key:40s} {value:8.2f} s   (all: {', '.join(f'{v:.2f}' for v in times[key])})")
-    for teacher, student, target in pairs:
+    for teacher, student, target in PAIRS:
         name = f"{teacher}->{student}"
         speedup = median[f"{name} one_by_one"] / median[f"{name} lockstep"]
         cache = median[f"{name} lockstep"] / median[f"{name} lockstep_cached"]

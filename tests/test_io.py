@@ -45,3 +45,10 @@ def test_crash_point_kills_before_rename(tmp_path: Path) -> None:
 def test_environment_info_has_versions() -> None:
     info = environment_info(device="cpu")
     assert info["device"] == "cpu" and info["versions"]["numpy"] == np.__version__
+
+
+def test_written_files_get_umask_permissions_not_0600(tmp_path: Path) -> None:
+    import kdfair.io as kio
+
+    write_text_atomic(tmp_path / "p.txt", "x")
+    assert (tmp_path / "p.txt").stat().st_mode & 0o777 == 0o666 & ~kio._UMASK

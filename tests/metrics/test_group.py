@@ -1,4 +1,4 @@
-"""DPD, EOD and DEO: fairlearn as the oracle (binary), masks recomputation (one-vs-rest), hand-worked cases."""
+"""DPD, EOD and DEO: fairlearn as the oracle, recomputation with boolean masks, hand-worked cases."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kdfair.errors import DataError, KdfairWarning
-from kdfair.metrics import deo, deo_gaps, demographic_parity_difference, equalized_odds_difference
+from kdfair.metrics import demographic_parity_difference, deo, deo_gaps, equalized_odds_difference
 
 
 @st.composite
@@ -86,7 +86,8 @@ def test_multiclass_average_hand_worked():
     y_true = [0, 1, 2, 0, 1, 2]
     y_pred = [0, 1, 1, 0, 2, 2]
     groups = ["a", "a", "a", "b", "b", "b"]
-    # selection rates (a, b): class 0 (1/3, 1/3), class 1 (2/3, 0), class 2 (0, 2/3) -> DPD (0 + 2/3 + 2/3) / 3
+    # selection rates (a, b): class 0 (1/3, 1/3), class 1 (2/3, 0), class 2 (0, 2/3)
+    # -> DPD (0 + 2/3 + 2/3) / 3
     dpd = demographic_parity_difference(y_true, y_pred, sensitive_features=groups)
     assert dpd == pytest.approx(4 / 9)
     # class 0: TPR 1,1 FPR 0,0 -> 0; class 1: TPR 1,0 -> 1; class 2: TPR 0,1 -> 1 -> EOD 2/3

@@ -124,18 +124,18 @@ def test_cifar_stem_keeps_resolution_in_every_family() -> None:
     def first_map_side(name: str, **options: object) -> int:
         model = build_model(name, 10, **options).eval()
         with torch.no_grad():
-            return model.forward_all(torch.randn(1, 3, 32, 32)).maps[0].shape[-1]
+            return model.forward_all(torch.randn(1, 3, 16, 16)).maps[0].shape[-1]
 
-    assert first_map_side("resnet18", image_size=32) == 32
-    assert first_map_side("densenet121", image_size=32) == 32
-    assert first_map_side("shufflenet_v2", image_size=32) == 16  # stage2 itself has stride 2
-    assert first_map_side("shufflenet_v2") == 4  # ImageNet stem: 32 / 4, then stage2
+    assert first_map_side("resnet18", image_size=16) == 16
+    assert first_map_side("densenet121", image_size=16) == 16
+    assert first_map_side("shufflenet_v2", image_size=16) == 8  # stage2 itself has stride 2
+    assert first_map_side("shufflenet_v2") == 2  # ImageNet stem: 16 / 4, then stage2
 
 
 def test_in_channels_changes_the_stem() -> None:
     for name in ("resnet18", "densenet121", "shufflenet_v2"):
-        model = build_model(name, 4, in_channels=1, image_size=32)
-        assert model(torch.randn(2, 1, 32, 32)).shape == (2, 4)
+        model = build_model(name, 4, in_channels=1, image_size=16)
+        assert model(torch.randn(2, 1, 16, 16)).shape == (2, 4)
 
 
 def test_small_vit_options_and_bad_text_heads() -> None:
@@ -143,5 +143,7 @@ def test_small_vit_options_and_bad_text_heads() -> None:
     assert vit.feature_dim == 48 and vit.net.patch_embed.num_patches == 16 and len(vit.net.blocks) == 1
     with pytest.raises(ConfigError, match="multiple of num_heads"):
         build_model("bert_base", 2, hidden_size=30, num_heads=4, num_layers=1)
+    with pytest.raises(ConfigError, match="image_size 30 is not a multiple of patch_size 8"):
+        build_model("vit_base", 3, image_size=30, patch_size=8, depth=1, embed_dim=48, num_heads=3)
     with pytest.raises(ConfigError, match="unknown variant"):
         build_model("tiny_vit", 2, variant="tiny_vit_9m")

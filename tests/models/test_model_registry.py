@@ -19,7 +19,8 @@ SEQ_LEN = 12
 SMALL_TEXT = dict(
     vocab_size=50, num_layers=2, hidden_size=32, num_heads=2, intermediate_size=64, max_length=32
 )
-SMALL_VIT = dict(image_size=32, patch_size=8, depth=2, embed_dim=64, num_heads=4)
+SIDE = 16  # image side for the fast tests; every image model accepts it
+SMALL_VIT = dict(image_size=SIDE, patch_size=8, depth=2, embed_dim=64, num_heads=4)
 
 # Options that keep each model fast on a CPU; the defaults are the real sizes (checked further below).
 SMALL_OPTIONS: dict[str, dict[str, object]] = {
@@ -28,15 +29,15 @@ SMALL_OPTIONS: dict[str, dict[str, object]] = {
     "resnet44": {},
     "resnet56": {},
     "resnet110": {},
-    "lenet5": {"image_size": 32},
-    "resnet18": {"image_size": 32},
-    "resnet34": {"image_size": 32},
-    "resnet50": {"image_size": 32},
-    "densenet121": {"image_size": 32},
-    "densenet169": {"image_size": 32},
-    "shufflenet_v2": {"image_size": 32},
+    "lenet5": {"image_size": SIDE},
+    "resnet18": {"image_size": SIDE},
+    "resnet34": {"image_size": SIDE},
+    "resnet50": {"image_size": SIDE},
+    "densenet121": {"image_size": SIDE},
+    "densenet169": {"image_size": SIDE},
+    "shufflenet_v2": {"image_size": SIDE},
     "vit_base": SMALL_VIT,
-    "tiny_vit": {"image_size": 32},
+    "tiny_vit": {"image_size": SIDE},
     "bert_base": SMALL_TEXT,
     "distilbert": SMALL_TEXT,
 }
@@ -86,8 +87,7 @@ def make_input(name: str, generator: torch.Generator) -> torch.Tensor:
         ids = torch.randint(1, 50, (BATCH, SEQ_LEN), generator=generator)
         ids[0, SEQ_LEN // 2 :] = 0  # padding: masked out
         return ids
-    size = int(SMALL_OPTIONS[name].get("image_size", 32))  # type: ignore[arg-type]
-    return torch.randn(BATCH, 3, size, size, generator=generator)
+    return torch.randn(BATCH, 3, SIDE, SIDE, generator=generator)
 
 
 def test_every_registered_model_has_test_options() -> None:
@@ -137,7 +137,7 @@ def test_channels_last_matches_contiguous(name: str) -> None:
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["resnet20", "lenet5", "resnet18", "vit_base", "tiny_vit", "distilbert"])
+@pytest.mark.parametrize("name", ["resnet20", "resnet18", "vit_base", "tiny_vit", "distilbert"])
 def test_bf16_autocast_runs(name: str) -> None:
     torch.manual_seed(0)
     model = build_model(name, NUM_CLASSES, **SMALL_OPTIONS[name])
@@ -192,13 +192,25 @@ FULL_SIZE_PARAMETERS = {
     "bert_base": (2, 109_482_240 + 768 * 2 + 2),
     "distilbert": (2, 66_362_880 + 768 * 768 + 768 + 768 * 2 + 2),
 }
+HUGE = ["bert_base", "distilbert", "vit_base"]
 
 
-@pytest.mark.parametrize("name", sorted(FULL_SIZE_PARAMETERS))
-def test_default_size_is_the_real_model(name: str) -> None:
+def count_full_size(name: str) -> None:
     num_classes, expected = FULL_SIZE_PARAMETERS[name]
     model = build_model(name, num_classes)
     assert sum(p.numel() for p in model.parameters()) == expected
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(FULL_SIZE_PARAMETERS) if n not in HUGE])
+def test_default_size_is_the_real_model(name: str) -> None:
+    count_full_size(name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", HUGE)
+def test_default_size_is_the_real_model_huge(name: str) -> None:
+    """ViT-Base / BERT-Base / DistilBERT at full size: ~2 s CPU each just to initialise."""
+    count_full_size(name)
 
 
 def test_unknown_model_lists_valid_names() -> None:

@@ -13,8 +13,8 @@ from kdfair.models.registry import build_model
 
 SMALL = {
     "resnet20": {},
-    "lenet5": {},
-    "shufflenet_v2": {"image_size": 32},
+    "lenet5": {"image_size": 16},
+    "shufflenet_v2": {"image_size": 16},
     "distilbert": dict(vocab_size=40, num_layers=1, hidden_size=16, num_heads=2, intermediate_size=32),
 }
 
@@ -23,7 +23,7 @@ def make_input(name: str) -> torch.Tensor:
     generator = torch.Generator().manual_seed(0)
     if name == "distilbert":
         return torch.randint(1, 40, (3, 8), generator=generator)
-    return torch.randn(3, 3, 32, 32, generator=generator)
+    return torch.randn(3, 3, 16, 16, generator=generator)
 
 
 def trained_like(name: str) -> torch.nn.Module:
@@ -62,7 +62,7 @@ def test_checkpoint_dict_and_library_format_load(tmp_path: Path) -> None:
     torch.save(source.net.state_dict(), tmp_path / "torchvision.pth")  # keys without the "net." prefix
     x = make_input("shufflenet_v2")
     for file in ("checkpoint.pt", "torchvision.pth"):
-        loaded = build_model("shufflenet_v2", 4, image_size=32, pretrained=tmp_path / file).eval()
+        loaded = build_model("shufflenet_v2", 4, image_size=16, pretrained=tmp_path / file).eval()
         with torch.no_grad():
             assert torch.equal(loaded(x), source(x))
 

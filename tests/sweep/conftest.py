@@ -25,8 +25,10 @@ def data_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def reference(tmp_path_factory: pytest.TempPathFactory, data_cache: Path) -> tuple[Path, str]:
-    """The tiny sweep (2 seeds, T in {1, 4}) run serially, uninterrupted: (output folder, its stdout)."""
+    """The tiny sweep (2 seeds, T in {1, 4}) run serially, uninterrupted, audited (the report is built by a
+    re-run in test_sweep_smoke): (output folder, its stdout)."""
     folder = tmp_path_factory.mktemp("reference")
-    status, out, err = run_cli("sweep", str(write_config(folder, TINY)), "--out", str(folder / "out"))
+    config = write_config(folder, TINY)
+    status, out, err = run_cli("sweep", str(config), "--out", str(folder / "out"), "--no-report")
     assert status == 0, err
     return folder / "out", out

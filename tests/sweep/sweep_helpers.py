@@ -15,7 +15,10 @@ from kdfair.cli import main
 # A sweep small enough to train on the CPU in seconds: 16x16 Trifeature, LeNet-5 -> LeNet-5, 2 steps/epoch.
 TINY: dict[str, Any] = {
     "name": "tiny",
-    "data": {"name": "trifeature", "options": {"image_size": 16, "per_combination": 1, "test_per_combination": 1}},
+    "data": {
+        "name": "trifeature",
+        "options": {"image_size": 16, "per_combination": 1, "test_per_combination": 1},
+    },
     "teacher": {"model": "lenet5"},
     "student": {"model": "lenet5"},
     "train": {
@@ -37,7 +40,9 @@ def merged(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
     """``base`` with top-level keys replaced (a dict value is merged one level deep)."""
     out = dict(base)
     for key, value in changes.items():
-        out[key] = {**base[key], **value} if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+        out[key] = (
+            {**base[key], **value} if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+        )
     return out
 
 

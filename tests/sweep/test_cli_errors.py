@@ -18,9 +18,18 @@ from sweep_helpers import TINY, env_without_crash, merged, run_cli, write_config
         ({"distill": {"alphas": [1.2]}}, "distill.alphas.0: Input should be less than or equal to 1"),
         ({"student": {"model": "lenet7"}}, "student.model: unknown model 'lenet7'; valid models: "),
         ({"data": {"name": "cifar11"}}, "data.name: unknown data set 'cifar11'; valid data sets: "),
-        ({"data": {"name": "cifar10", "root": "{tmp}/nothing-here", "options": {}}}, "data.root: data set 'cifar10': missing "),
-        ({"data": {"name": "cifar10", "root": "{tmp}", "options": {}}}, "missing cifar-10-batches-py/data_batch_1"),
-        ({"data": {"name": "trifeature", "options": {"size": 8}}}, "data.options: data set 'trifeature': unknown option 'size'"),
+        (
+            {"data": {"name": "cifar10", "root": "{tmp}/nothing-here", "options": {}}},
+            "data.root: data set 'cifar10': missing ",
+        ),
+        (
+            {"data": {"name": "cifar10", "root": "{tmp}", "options": {}}},
+            "missing cifar-10-batches-py/data_batch_1",
+        ),
+        (
+            {"data": {"name": "trifeature", "options": {"size": 8}}},
+            "data.options: data set 'trifeature': unknown option 'size'",
+        ),
     ],
 )
 def test_bad_config_exits_2_with_one_line(tmp_path: Path, changes: dict, expected: str) -> None:
@@ -49,7 +58,9 @@ def test_changed_config_in_an_existing_folder_stops_before_training(
     out, _ = reference
     config = write_config(tmp_path, merged(TINY, train={"lr": 0.05}))
     status, _, stderr = run_cli("sweep", str(config), "--out", str(out), "--no-audit")
-    assert status == 2 and "holds a different config for run 'teacher_s0'" in stderr and stderr.count("\n") == 1
+    assert (
+        status == 2 and "holds a different config for run 'teacher_s0'" in stderr and stderr.count("\n") == 1
+    )
 
 
 def test_option_errors(tmp_path: Path) -> None:

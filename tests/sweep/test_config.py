@@ -5,15 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sweep_helpers import TINY, merged, write_config
 
 from kdfair.errors import ConfigError
 from kdfair.sweep.config import SweepConfig, load_sweep_config, parse_sweep_config
-from sweep_helpers import TINY, merged, write_config
 
 
 def test_defaults_follow_spec() -> None:
     config = parse_sweep_config(
-        {"name": "x", "data": {"name": "trifeature"}, "teacher": {"model": "resnet20"}, "student": {"model": "lenet5"}},
+        {
+            "name": "x",
+            "data": {"name": "trifeature"},
+            "teacher": {"model": "resnet20"},
+            "student": {"model": "lenet5"},
+        },
         check=False,
     )
     assert config.distill.temperatures == [float(t) for t in range(1, 11)]  # paper: T = 1..10
@@ -55,23 +60,39 @@ def test_round_trip_through_yaml(tmp_path: Path) -> None:
         ({"epochz": 3}, "bad.yaml: epochz: Extra inputs are not permitted"),
         ({"train": {"lrr": 0.1}}, "bad.yaml: train.lrr: Extra inputs are not permitted"),
         ({"train": {"lr": -0.1}}, "bad.yaml: train.lr: Input should be greater than 0"),
-        ({"distill": {"temperatures": [1, -2]}}, "bad.yaml: distill.temperatures.1: Input should be greater than 0"),
-        ({"distill": {"temperatures": [0]}}, "bad.yaml: distill.temperatures.0: Input should be greater than 0"),
-        ({"distill": {"alphas": [1.5]}}, "bad.yaml: distill.alphas.0: Input should be less than or equal to 1"),
-        ({"distill": {"alphas": [-0.1]}}, "bad.yaml: distill.alphas.0: Input should be greater than or equal to 0"),
+        (
+            {"distill": {"temperatures": [1, -2]}},
+            "bad.yaml: distill.temperatures.1: Input should be greater than 0",
+        ),
+        (
+            {"distill": {"temperatures": [0]}},
+            "bad.yaml: distill.temperatures.0: Input should be greater than 0",
+        ),
+        (
+            {"distill": {"alphas": [1.5]}},
+            "bad.yaml: distill.alphas.0: Input should be less than or equal to 1",
+        ),
+        (
+            {"distill": {"alphas": [-0.1]}},
+            "bad.yaml: distill.alphas.0: Input should be greater than or equal to 0",
+        ),
         ({"distill": {"alphas": [0.8, 0.8]}}, "bad.yaml: distill.alphas: values must be unique"),
         ({"seeds": [-1]}, "bad.yaml: seeds.0: Input should be greater than or equal to 0"),
-        ({"teacher_train": {"epochs": 0}}, "bad.yaml: teacher_train.epochs: Input should be greater than or equal to 1"),
+        (
+            {"teacher_train": {"epochs": 0}},
+            "bad.yaml: teacher_train.epochs: Input should be greater than or equal to 1",
+        ),
         ({"teacher_train": {"epoch": 3}}, "bad.yaml: teacher_train.epoch: Extra inputs are not permitted"),
         ({"data": {"nam": "x"}}, "bad.yaml: data.nam: Extra inputs are not permitted"),
-        ({"teacher": {"source": "checkpoint"}}, "bad.yaml: teacher: 'path' is required when source is 'checkpoint'"),
+        (
+            {"teacher": {"source": "checkpoint"}},
+            "bad.yaml: teacher: 'path' is required when source is 'checkpoint'",
+        ),
         ({"train": {"milestones": [5, 2]}}, "bad.yaml: train.milestones must be increasing"),
         ({"pairs": [{"teacher": {"model": "resnet20"}, "student": {"model": "lenet5"}}]}, "not both"),
     ],
 )
-def test_schema_errors_are_one_line_naming_file_and_key(
-    tmp_path: Path, changes: dict, expected: str
-) -> None:
+def test_schema_errors_are_one_line_naming_file_and_key(tmp_path: Path, changes: dict, expected: str) -> None:
     path = write_config(tmp_path, merged(TINY, **changes), "bad.yaml")
     with pytest.raises(ConfigError) as info:
         load_sweep_config(path, check=False)
@@ -103,8 +124,14 @@ def test_missing_file_and_non_mapping(tmp_path: Path) -> None:
         ({"teacher": {"model": "resnet21"}}, "teacher.model: unknown model 'resnet21'"),
         ({"student": {"options": {"widht": 2}}}, "student.model: unknown option(s) widht of model 'lenet5'"),
         ({"distill": {"methods": ["kd", "kdd"]}}, "distill.methods: unknown method 'kdd'; valid methods: "),
-        ({"teacher": {"source": "checkpoint", "path": "/nonexistent/t_s{seed}.pt"}}, "teacher.path: file not found"),
-        ({"student": {"pretrained": "/nonexistent/w.pt"}}, "student.pretrained: file not found: /nonexistent/w.pt"),
+        (
+            {"teacher": {"source": "checkpoint", "path": "/nonexistent/t_s{seed}.pt"}},
+            "teacher.path: file not found",
+        ),
+        (
+            {"student": {"pretrained": "/nonexistent/w.pt"}},
+            "student.pretrained: file not found: /nonexistent/w.pt",
+        ),
     ],
 )
 def test_registry_and_file_checks(tmp_path: Path, changes: dict, expected: str) -> None:

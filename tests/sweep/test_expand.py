@@ -53,7 +53,12 @@ def test_teacher_train_applies_to_teachers_only(tmp_path: Path) -> None:
 def test_no_lockstep_gives_one_unit_per_ds_run(tmp_path: Path) -> None:
     plan = _plan(tmp_path, lockstep=False)
     ds_units = [u for u in plan.units if u.runs[0].role == "ds"]
-    assert [u.unit_id for u in ds_units] == ["ds_kd_T1_a0.8_s0", "ds_kd_T4_a0.8_s0", "ds_kd_T1_a0.8_s1", "ds_kd_T4_a0.8_s1"]
+    assert [u.unit_id for u in ds_units] == [
+        "ds_kd_T1_a0.8_s0",
+        "ds_kd_T4_a0.8_s0",
+        "ds_kd_T1_a0.8_s1",
+        "ds_kd_T4_a0.8_s1",
+    ]
     assert all(len(u.runs) == 1 for u in ds_units)
     assert [u.depends_on for u in ds_units] == [("teacher_s0",)] * 2 + [("teacher_s1",)] * 2
 
@@ -68,7 +73,9 @@ def test_without_nds_and_with_checkpoint_teacher(tmp_path: Path) -> None:
     assert all(u.depends_on == () for u in plan.units)
     run = plan.units[1].runs[0]
     assert run.teacher is not None and run.teacher.kind == "checkpoint" and run.teacher.model is not None
-    assert run.teacher.path == str(Path("teachers/t_s1.pt").resolve()) and run.teacher.model.name == "resnet20"
+    assert (
+        run.teacher.path == str(Path("teachers/t_s1.pt").resolve()) and run.teacher.model.name == "resnet20"
+    )
 
 
 def test_grid_over_data_and_pairs_gives_sub_sweeps(tmp_path: Path) -> None:
@@ -113,3 +120,45 @@ def test_status_from_disk(tmp_path: Path) -> None:
         (tmp_path / "runs" / run_id).mkdir(parents=True, exist_ok=True)
         (tmp_path / "runs" / run_id / "DONE").write_text("")
     assert unit.status() == "done" and unit.unfinished() == []
+
+
+def test_black_box_teachers_are_named_by_their_outputs_file(tmp_path: Path) -> None:
+    raw = dict(TINY)
+    raw.pop("teacher"), raw.pop("student")
+    raw["pairs"] = [
+        {"teacher": {"source": "outputs", "path": "t/flava_celeba.npz"}, "student": {"model": "lenet5"}},
+        {"teacher": {"source": "outputs", "path": "t/clip_r50_s{seed}.npz"}, "student": {"model": "lenet5"}},
+    ]
+    plan = expand(parse_sweep_config(raw, check=False), tmp_path)
+    assert [s.key for s in plan.subsweeps] == [
+        "trifeature__flava_celeba-lenet5",
+        "trifeature__clip_r50_s-lenet5",
+    ]
+    run = plan.subsweeps[1].units[-1].runs[0]
+    assert run.teacher is not None and run.teacher.kind == "outputs"
+    assert run.teacher.path == str(Path("t/clip_r50_s1.npz").resolve()) and run.seed == 1
+
+
+def test_dry_run_prints_the_grid_plan(tmp_path: Path) -> None:
+    from sweep_helpers import run_cli, write_config
+
+    raw = merged(TINY, seeds=[0], data=[TINY["data"], {"name": "cifar10", "root": str(tmp_path)}])
+    status, _, stderr = run_cli("sweep", str(write_config(tmp_path, raw)), "--dry-run")
+    assert status == 2 and ": data[1].root: data set 'cifar10': missing " in stderr  # checked before planning
+    raw = merged(TINY, seeds=[0])
+    raw.pop("teacher"), raw.pop("student")
+    raw["pairs"] = [
+        {"teacher": {"model": "lenet5"}, "student": {"model": "lenet5"}},
+        {"teacher": {"model": "resnet20"}, "student": {"model": "lenet5"}},
+    ]
+    out = tmp_path / "o"
+    status, stdout, _ = run_cli("sweep", str(write_config(tmp_path, raw)), "--out", str(out), "--dry-run")
+    lines = stdout.splitlines()
+    assert status == 0 and lines[0] == f"sweep tiny: 8 runs in 6 units -> {out}"
+    assert lines[1:3] == [
+        f"sub-sweep trifeature__lenet5-lenet5 -> {out / 'trifeature__lenet5-lenet5'}",
+        f"sub-sweep trifeature__resnet20-lenet5 -> {out / 'trifeature__resnet20-lenet5'}",
+    ]
+    assert lines[3] == "[1/6] pending trifeature__lenet5-lenet5/teacher_s0: teacher_s0"
+    assert lines[-1].endswith("(after trifeature__resnet20-lenet5/teacher_s0)")
+    assert not out.exists()

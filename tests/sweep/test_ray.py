@@ -21,7 +21,15 @@ def test_ray_executor_matches_serial(reference: tuple[Path, str], tmp_path: Path
     run_ids = sorted(p.name for p in (out / "runs").iterdir())
     assert run_ids == ["ds_kd_T1_a0.8_s1", "ds_kd_T4_a0.8_s1", "nds_s1", "teacher_s1"]
     for run_id in run_ids:
-        assert predictions_equal(out / "runs" / run_id / "predictions.npz", ref / "runs" / run_id / "predictions.npz") == []
+        assert (
+            predictions_equal(
+                out / "runs" / run_id / "predictions.npz", ref / "runs" / run_id / "predictions.npz"
+            )
+            == []
+        )
     lines = stdout.splitlines()
     finished_teacher = next(i for i, line in enumerate(lines) if line.startswith("[1/3] finished teacher_s1"))
-    assert lines.index("[3/3] start ds_s1 (2 runs in lockstep: ds_kd_T1_a0.8_s1 ... ds_kd_T4_a0.8_s1)") > finished_teacher
+    assert (
+        lines.index("[3/3] start ds_s1 (2 runs in lockstep: ds_kd_T1_a0.8_s1 ... ds_kd_T4_a0.8_s1)")
+        > finished_teacher
+    )

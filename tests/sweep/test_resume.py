@@ -1,5 +1,5 @@
-"""Resume: a sweep killed with SIGKILL at several points finishes, on re-running, with predictions bit-for-bit
-equal to an uninterrupted sweep, and leaves no temporary files (``KDFAIR_CRASH_AT``, kdfair.io.crash_point)."""
+"""Resume: a sweep killed with SIGKILL at several points finishes, on re-running, with predictions
+bit-for-bit equal to an uninterrupted sweep and no temporary files (``KDFAIR_CRASH_AT``, io.crash_point)."""
 
 from __future__ import annotations
 
@@ -46,5 +46,7 @@ def test_killed_sweep_resumes_to_identical_predictions(reference: tuple[Path, st
     assert run_ids == sorted(p.name for p in (ref / "runs").iterdir()) and len(run_ids) == 8
     for run_id in run_ids:
         assert (runs / run_id / "DONE").is_file()
-        differ = predictions_equal(runs / run_id / "predictions.npz", ref / "runs" / run_id / "predictions.npz")
+        differ = predictions_equal(
+            runs / run_id / "predictions.npz", ref / "runs" / run_id / "predictions.npz"
+        )
         assert differ == [], (run_id, differ)

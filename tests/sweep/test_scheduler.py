@@ -51,7 +51,9 @@ def test_runs_every_unit_once_teachers_before_their_students(tmp_path: Path) -> 
     assert [r.status for r in results] == ["done"] * 6
     order = backend.submitted
     assert sorted(order) == sorted(u.unit_id for u in _units(tmp_path)) and len(order) == 6
-    assert order.index("ds_s0") > order.index("teacher_s0") and order.index("ds_s1") > order.index("teacher_s1")
+    assert order.index("ds_s0") > order.index("teacher_s0") and order.index("ds_s1") > order.index(
+        "teacher_s1"
+    )
     assert "[5/6] start ds_s0 (2 runs in lockstep: ds_kd_T1_a0.8_s0 ... ds_kd_T4_a0.8_s0)" in lines
     assert any(line.startswith("[1/6] finished teacher_s0 in ") for line in lines)
 

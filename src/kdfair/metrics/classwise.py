@@ -169,8 +169,12 @@ def disagreement_rate(y_true: Any, pred_a: Any, pred_b: Any, n_classes: int) -> 
 
 
 def as_probabilities(values: Any, name: str = "probs") -> np.ndarray:
-    """``values`` as a finite float64 (N, C) array with C >= 2; raise :class:`DataError` naming ``name``."""
-    array = np.asarray(values, dtype=np.float64)
+    """``values`` as a finite (N, C) array, C >= 2; raise :class:`DataError` naming ``name``.
+
+    float32 (and float16) inputs stay float32, without changing ties; anything else becomes float64.
+    """
+    array = np.asarray(values)
+    array = array.astype(np.float32 if array.dtype in (np.float16, np.float32) else np.float64, copy=False)
     if array.ndim != 2 or array.shape[1] < 2:
         raise DataError(f"{name} must be 2-D (N, C) with C >= 2, got shape {array.shape}")
     if not np.all(np.isfinite(array)):
@@ -178,11 +182,10 @@ def as_probabilities(values: Any, name: str = "probs") -> np.ndarray:
     return array
 
 
-def _auc_one_column(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Mann-Whitney AUC of ``scores`` for the ``positive`` mask, ties counted half (= the ROC area)."""
+def _auc_one_column(scores: np.ndarray, ordered: np.ndarray, positive: np.ndarray) -> float:
+    """Mann-Whitney AUC of ``scores`` (``ordered``: sorted) for the ``positive`` mask, ties counted half."""
     n_pos = int(positive.sum())
     n_neg = len(scores) - n_pos
-    ordered = np.sort(scores)
     hits = scores[positive]
     below = np.searchsorted(ordered, hits, side="left")
     at_or_below = np.searchsorted(ordered, hits, side="right")
@@ -205,7 +208,9 @@ def auroc(y_true: Any, probs: Any) -> float:
     classes = np.array([1]) if n_classes == 2 else np.arange(n_classes)
     defined = (counts[classes] > 0) & (counts[classes] < len(true))
     warn_left_out("auroc", classes[~defined].tolist(), "no positives or no negatives in y_true")
-    areas = [_auc_one_column(scores[:, c], true == c) for c in classes[defined]]
+    columns = np.ascontiguousarray(scores[:, classes[defined]].T)
+    ordered = np.sort(columns, axis=1)  # one call for all classes
+    areas = [_auc_one_column(columns[i], ordered[i], true == c) for i, c in enumerate(classes[defined])]
     return float(np.mean(areas)) if areas else float("nan")
 
 

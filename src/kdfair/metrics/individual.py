@@ -25,6 +25,7 @@ PCA_OVERSAMPLE = 10  # extra random directions of the randomised range finder (H
 PCA_POWER_ITERATIONS = 4  # power iterations: accuracy of the top components on slowly decaying spectra
 BLOCK_ROWS = 1024  # query rows per distance block: 1024 x 50,000 float32 = 200 MB at most
 EXACT_BLOCK_FLOATS = 4_000_000  # float64 differences per block when re-ranking candidates (32 MB)
+TV_BLOCK_FLOATS = 250_000  # probability entries per block of the TV computation: stays in cache
 PROBS_ROW_TOLERANCE = 1e-3  # |row sum - 1| allowed for probability vectors
 
 
@@ -77,10 +78,14 @@ def knn_graph(
     indices = np.empty((n, k), dtype=np.int64)
     distances = np.empty((n, k), dtype=np.float64)
     rows = max(1, min(BLOCK_ROWS, EXACT_BLOCK_FLOATS // (candidates * points.shape[1])))
+    buffer = torch.empty(
+        rows, n
+    )  # reused: a fresh 200 MB block per step costs more (page faults) than the mm
     for start in tqdm(range(0, n, rows), desc="knn graph", disable=n <= 4 * BLOCK_ROWS, leave=False):
         stop = min(start + rows, n)
         # ||b||^2 - 2 a.b orders the candidates b of a query row a like ||a - b||^2 does
-        score = torch.addmm(norms32.expand(stop - start, -1), data32[start:stop], data32.T, alpha=-2.0)
+        score = buffer[: stop - start]
+        torch.addmm(norms32.expand(stop - start, -1), data32[start:stop], data32.T, alpha=-2.0, out=score)
         score[torch.arange(stop - start), torch.arange(start, stop)] = float("inf")
         nearest = torch.topk(score, candidates, dim=1, largest=False).indices.numpy()
         exact = np.sqrt(((points[start:stop, None, :] - points[nearest]) ** 2).sum(axis=2))
@@ -126,11 +131,12 @@ def individual_unfairness(
         raise DataError("probs rows must be probability vectors (non-negative, summing to 1)")
     indices, distances = _neighbors_or_graph(neighbors, features, len(scores), k)
     total_variation = np.empty(indices.shape)
-    block = max(1, 4_000_000 // (indices.shape[1] * scores.shape[1]))  # rows per block: ~32 MB of floats
+    block = max(1, TV_BLOCK_FLOATS // scores.shape[1])
     for start in range(0, len(scores), block):
         rows = slice(start, start + block)
-        gaps = np.abs(scores[rows, None, :] - scores[indices[rows]])
-        total_variation[rows] = 0.5 * gaps.sum(axis=2)
+        for column in range(indices.shape[1]):
+            gaps = np.abs(scores[rows] - scores[indices[rows, column]])
+            total_variation[rows, column] = 0.5 * gaps.sum(axis=1, dtype=np.float64)
     used = distances > 0
     if not used.all():
         message = f"individual_unfairness: left out {int((~used).sum())} of {used.size} pairs at distance 0"

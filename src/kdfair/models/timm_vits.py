@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from kdfair.errors import ConfigError
 from kdfair.models.base import KDModel, ModelOutput
 from kdfair.models.weights import load_pretrained
 
@@ -47,12 +48,15 @@ def vit_base(
     ``patch_size`` patches; ``depth``/``embed_dim``/``num_heads`` shrink it for tests."""
     import timm
 
+    size = image_size or VIT_DEFAULT_IMAGE_SIZE
+    if size % patch_size != 0:
+        raise ConfigError(f"vit_base: image_size {size} is not a multiple of patch_size {patch_size}")
     net = timm.create_model(
         "vit_base_patch16_224",
         pretrained=False,
         num_classes=num_classes,
         in_chans=in_channels,
-        img_size=image_size or VIT_DEFAULT_IMAGE_SIZE,
+        img_size=size,
         patch_size=patch_size,
         depth=depth,
         embed_dim=embed_dim,
@@ -72,8 +76,6 @@ def tiny_vit(
     """TinyViT (``variant``: tiny_vit_5m_224 (5.4M), tiny_vit_11m_224 or tiny_vit_21m_224). timm 1.0's
     TinyViT has no ``img_size`` argument: its windowed attention pads, so any image_size >= 32 works."""
     import timm
-
-    from kdfair.errors import ConfigError
 
     variants = ("tiny_vit_5m_224", "tiny_vit_11m_224", "tiny_vit_21m_224")
     if variant not in variants:

@@ -11,14 +11,17 @@ stem conv and its max-pool by a 3x3 stride-1 conv, as is standard for 32x32 inpu
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision import models as tvm
 
 from kdfair.models.base import KDModel, ModelOutput
 from kdfair.models.weights import load_pretrained
+
+if TYPE_CHECKING:  # torchvision is imported when a model is built, so listing the registry stays fast
+    from torchvision import models as tvm
 
 CIFAR_STEM_MAX_SIZE = 64  # images this small (or smaller) get the 3x3 stride-1 stem by default
 
@@ -119,13 +122,14 @@ class TorchvisionShuffleNetV2(KDModel):
         return ModelOutput(net.fc(features), features, maps)
 
 
+# arch -> (torchvision constructor name, wrapper class)
 _BUILDERS = {
-    "resnet18": (tvm.resnet18, TorchvisionResNet),
-    "resnet34": (tvm.resnet34, TorchvisionResNet),
-    "resnet50": (tvm.resnet50, TorchvisionResNet),
-    "densenet121": (tvm.densenet121, TorchvisionDenseNet),
-    "densenet169": (tvm.densenet169, TorchvisionDenseNet),
-    "shufflenet_v2": (tvm.shufflenet_v2_x1_0, TorchvisionShuffleNetV2),
+    "resnet18": ("resnet18", TorchvisionResNet),
+    "resnet34": ("resnet34", TorchvisionResNet),
+    "resnet50": ("resnet50", TorchvisionResNet),
+    "densenet121": ("densenet121", TorchvisionDenseNet),
+    "densenet169": ("densenet169", TorchvisionDenseNet),
+    "shufflenet_v2": ("shufflenet_v2_x1_0", TorchvisionShuffleNetV2),
 }
 
 
@@ -139,8 +143,10 @@ def torchvision_model(
     cifar_stem: bool | None = None,
 ) -> KDModel:
     """Build torchvision ``arch`` (a key of ``_BUILDERS``) with random weights; never downloads."""
+    from torchvision import models
+
     constructor, wrapper = _BUILDERS[arch]
-    net = constructor(weights=None, num_classes=num_classes)
+    net = getattr(models, constructor)(weights=None, num_classes=num_classes)
     model = wrapper(net, num_classes, in_channels, _use_cifar_stem(cifar_stem, image_size))
     if pretrained is not None:
         load_pretrained(model, pretrained)

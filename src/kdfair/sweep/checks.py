@@ -10,8 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from kdfair.errors import ConfigError, KdfairError
 from kdfair.train.config import DataConfig
 
@@ -31,7 +29,9 @@ def check_model(name: str, where: str, options: dict[str, Any] | None = None) ->
     unknown = sorted(set(options or {}) - set(valid))
     if unknown:
         shown = ", ".join(valid) or "(none)"
-        raise ConfigError(f"{where}: unknown option(s) {', '.join(unknown)} of model '{name}'; valid: {shown}")
+        raise ConfigError(
+            f"{where}: unknown option(s) {', '.join(unknown)} of model '{name}'; valid: {shown}"
+        )
 
 
 def check_method(name: str, options: dict[str, Any] | None) -> None:
@@ -50,7 +50,7 @@ def check_path(path: str | None, where: str) -> None:
         raise ConfigError(f"{where}: file not found: {path}")
 
 
-def check_data(data: DataConfig, where: str) -> None:
+def check_data(data: DataConfig, where: str, *, files: bool = True) -> None:
     """``data.name`` is registered, its options validate, and its files exist (nothing is loaded).
 
     The data registry lists each data set's expected files relative to ``root``; entries with wildcards or
@@ -68,7 +68,7 @@ def check_data(data: DataConfig, where: str) -> None:
         parse_dataset_options(data.name, data.options)
     except KdfairError as exc:
         raise ConfigError(f"{where}.options: {exc}") from exc
-    if not spec.expected_files:
+    if not files or not spec.expected_files:
         return
     root = Path(data.root).expanduser() if data.root is not None else None
     if root is None or not root.is_dir():

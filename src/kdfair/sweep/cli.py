@@ -45,8 +45,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="train a sweep (teacher, NDS, DS over temperatures and seeds), then audit and report it",
         description=(
             "Train the sweep {teacher, NDS, DS(method, T, alpha)} x seeds described by CONFIG (YAML), then "
-            "audit the predictions and build the report. Finished runs are skipped and interrupted runs resume "
-            "from their last epoch, so re-running the same command continues a sweep."
+            "audit the predictions and build the report. Finished runs are skipped and interrupted runs "
+            "resume from their last epoch, so re-running the same command continues a sweep."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -54,7 +54,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("config", type=Path, metavar="CONFIG.yaml", help="the sweep config (docs/sweeps.md)")
     parser.add_argument("--out", type=Path, help="output folder (default: sweeps/<config name>)")
     parser.add_argument(
-        "--workers", type=int, default=1, metavar="N", help="units trained at once (default 1: in this process)"
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="units trained at once (default 1: in this process)",
     )
     parser.add_argument(
         "--executor",
@@ -69,7 +73,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="train every DS run on its own instead of all DS runs of a seed together",
     )
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit without training")
-    parser.add_argument("--no-audit", action="store_true", help="do not audit (and so do not report) at the end")
+    parser.add_argument(
+        "--no-audit", action="store_true", help="do not audit (and so do not report) at the end"
+    )
     parser.add_argument("--no-report", action="store_true", help="do not build the report at the end")
     parser.add_argument(
         "--device", choices=("cpu", "cuda"), help="training device (default: cuda if available, else cpu)"
@@ -80,41 +86,71 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Run ``kdfair sweep``; returns the exit status (0 ok, 1 some unit failed)."""
-    if args.workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
-    if args.address and args.executor != "ray":
+    return sweep(
+        args.config,
+        args.out,
+        workers=args.workers,
+        executor=args.executor,
+        address=args.address,
+        lockstep=not args.no_lockstep,
+        dry_run=args.dry_run,
+        audit=not args.no_audit,
+        report=not args.no_report,
+        device=args.device,
+    )
+
+
+def sweep(
+    config_path: Path,
+    out: Path | None = None,
+    *,
+    workers: int = 1,
+    executor: str = "local",
+    address: str | None = None,
+    lockstep: bool = True,
+    dry_run: bool = False,
+    audit: bool = True,
+    report: bool = True,
+    device: str | None = None,
+) -> int:
+    """Train every run of the sweep at ``config_path`` into ``out``, then audit and report.
+
+    Returns 0 when every unit finished, 1 when some failed (re-running resumes). ``kdfair demo`` uses it too.
+    """
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    if address and executor != "ray":
         raise ConfigError("--address needs --executor ray")
-    config = load_sweep_config(args.config)
-    out = args.out if args.out is not None else DEFAULT_OUT / config.name
-    plan = expand(config, out, lockstep=not args.no_lockstep)
-    if args.dry_run:
+    config = load_sweep_config(config_path)
+    out = out if out is not None else DEFAULT_OUT / config.name
+    plan = expand(config, out, lockstep=lockstep)
+    if dry_run:
         print(format_plan(plan))
         return 0
     for sub in plan.subsweeps:
         check_existing_runs(sub)
-    write_sweep_files(plan, args.device)
+    write_sweep_files(plan, device)
     print(f"sweep {config.name}: {len(plan.runs)} runs in {len(plan.units)} units -> {out}", flush=True)
     started = time.monotonic()
     results = run_units(
         plan.units,
-        executor=args.executor,
-        workers=args.workers,
-        address=args.address,
-        device=args.device,
+        executor=executor,
+        workers=workers,
+        address=address,
+        device=device,
         log=lambda line: print(line, flush=True),
     )
     failed = _summarise(results, time.monotonic() - started)
     if failed:
         print("sweep incomplete: audit and report skipped; re-run the same command to retry", file=sys.stderr)
         return 1
-    do_report = config.report and not args.no_audit and not args.no_report
     for sub in plan.subsweeps:
-        finish_subsweep(sub, audit=not args.no_audit, report=do_report)
+        finish_subsweep(sub, audit=audit, report=config.report and audit and report)
     return 0
 
 
 def write_sweep_files(plan: Plan, device: str | None) -> None:
-    """``sweep.yaml`` (the resolved config) and ``environment.json`` in the sweep folder and each sub-sweep."""
+    """``sweep.yaml`` (the resolved config) and ``environment.json`` in the sweep folder and sub-sweeps."""
     environment = environment_info(device)
     folders = [(plan.out_dir, plan.config)] + [(s.out_dir, s.config) for s in plan.subsweeps if s.key]
     for folder, config in folders:
@@ -136,7 +172,9 @@ def format_plan(plan: Plan) -> str:
             lines.append(f"sub-sweep {sub.key} -> {sub.out_dir}")
     for index, unit in enumerate(units, start=1):
         after = f"  (after {', '.join(unit.depends_on)})" if unit.depends_on else ""
-        lines.append(f"[{index}/{len(units)}] {unit.status():<7} {unit.unit_id}: {', '.join(unit.run_ids)}{after}")
+        lines.append(
+            f"[{index}/{len(units)}] {unit.status():<7} {unit.unit_id}: {', '.join(unit.run_ids)}{after}"
+        )
     return "\n".join(lines)
 
 

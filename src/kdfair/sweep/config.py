@@ -169,11 +169,13 @@ class SweepConfig(_Strict):
         return TrainConfig.model_validate({**self.train.model_dump(), **self.teacher_train})
 
 
-def parse_sweep_config(raw: Any, source: str = "sweep config", *, check: bool = True) -> SweepConfig:
+def parse_sweep_config(
+    raw: Any, source: str = "sweep config", *, check: bool = True, files: bool = True
+) -> SweepConfig:
     """Validate ``raw`` (the parsed YAML) as a :class:`SweepConfig`.
 
     Every error is a one-line ConfigError ``<source>: <key path>: <message>``. With ``check`` (default),
-    names, method options and files are checked too (:func:`check_sweep_config`).
+    names, method options and (with ``files``) files are checked too (:func:`check_sweep_config`).
     """
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of keys, got {type(raw).__name__}")
@@ -190,11 +192,11 @@ def parse_sweep_config(raw: Any, source: str = "sweep config", *, check: bool = 
     except KdfairError as exc:
         raise ConfigError(f"{source}: teacher_train: {exc}") from exc
     if check:
-        check_sweep_config(config, source)
+        check_sweep_config(config, source, files=files)
     return config
 
 
-def load_sweep_config(path: str | Path, *, check: bool = True) -> SweepConfig:
+def load_sweep_config(path: str | Path, *, check: bool = True, files: bool = True) -> SweepConfig:
     """Read and validate the YAML sweep config at ``path`` (see :func:`parse_sweep_config`)."""
     file = Path(path)
     if not file.is_file():
@@ -206,24 +208,27 @@ def load_sweep_config(path: str | Path, *, check: bool = True) -> SweepConfig:
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or type(exc).__name__
         raise ConfigError(f"{file}: invalid YAML{where}: {problem}") from exc
-    return parse_sweep_config(raw, str(file), check=check)
+    return parse_sweep_config(raw, str(file), check=check, files=files)
 
 
-def check_sweep_config(config: SweepConfig, source: str = "sweep config") -> None:
-    """Check names against the registries, method options, teacher files and data files.
+def check_sweep_config(config: SweepConfig, source: str = "sweep config", *, files: bool = True) -> None:
+    """Check names against the registries, method options and, with ``files``, teacher and data files.
 
     Imports the registries lazily (they pull in torch); no data set is loaded beyond its file check.
+    ``files=False`` validates a config written for another machine (``configs/paper``).
     """
     from kdfair.sweep.checks import check_data, check_method, check_model, check_path
 
     try:
         for index, data in enumerate(config.data_list):
-            check_data(data, f"data[{index}]" if isinstance(config.data, list) else "data")
+            check_data(data, f"data[{index}]" if isinstance(config.data, list) else "data", files=files)
         for index, pair in enumerate(config.pair_list):
             where = f"pairs[{index}]." if config.pairs is not None else ""
             if pair.teacher.model is not None:
                 check_model(pair.teacher.model, f"{where}teacher.model", pair.teacher.options)
             check_model(pair.student.model, f"{where}student.model", pair.student.options)
+            if not files:
+                continue
             for seed in config.seeds:
                 check_path(pair.teacher.path_for_seed(seed), f"{where}teacher.path")
                 check_path(pair.teacher.pretrained, f"{where}teacher.pretrained")

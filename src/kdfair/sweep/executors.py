@@ -136,7 +136,9 @@ class _Scheduler:
             if self.running:
                 self._collect()
             elif self.waiting and not progressed:
-                raise ValueError(f"dependency cycle among units: {', '.join(u.unit_id for u in self.waiting)}")
+                raise ValueError(
+                    f"dependency cycle among units: {', '.join(u.unit_id for u in self.waiting)}"
+                )
         return [self.results[u.unit_id] for u in self.units]
 
     def _start_ready(self) -> bool:
@@ -236,7 +238,9 @@ class _LocalBackend:
         slots = context.Queue()
         for index in range(workers):
             slots.put(str(index % gpus) if gpus else None)
-        self.pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(slots,))
+        self.pool = ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_init_worker, initargs=(slots,)
+        )
 
     def submit(self, unit: Unit) -> Future[list[str]]:
         return self.pool.submit(run_unit, unit, self.device, self.threads, False)

@@ -11,6 +11,7 @@ Run ids: ``teacher_s0``, ``nds_s0``, ``ds_<method>_T<T:g>_a<alpha:g>_s0`` (ARCHI
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,12 +84,17 @@ class Plan:
 
 
 def subsweep_key(data: DataConfig, pair: PairSpec) -> str:
-    """The sub-sweep folder name ``<data>__<teacher>-<student>`` (``outputs`` for a black-box teacher)."""
-    return f"{data.name}__{pair.teacher.model or 'outputs'}-{pair.student.model}"
+    """The sub-sweep folder name ``<data>__<teacher>-<student>``; a black-box teacher (source ``outputs``)
+    is named by its outputs file, e.g. ``celeba__flava_celeba-resnet18``."""
+    teacher = pair.teacher.model
+    if teacher is None:
+        stem = Path(pair.teacher.path or "outputs").name.split(".")[0].replace("{seed}", "")
+        teacher = re.sub(r"[^A-Za-z0-9_.+]", "_", stem).strip("_") or "outputs"
+    return f"{data.name}__{teacher}-{pair.student.model}"
 
 
 def expand(config: SweepConfig, out_dir: str | Path, *, lockstep: bool = True) -> Plan:
-    """The plan of ``config`` written under ``out_dir``; ``lockstep=False`` makes every DS run its own unit."""
+    """The plan of ``config`` under ``out_dir``; ``lockstep=False`` makes every DS run its own unit."""
     out = Path(out_dir)
     grid = [(data, pair) for data in config.data_list for pair in config.pair_list]
     keys = [subsweep_key(data, pair) for data, pair in grid]
@@ -113,7 +119,9 @@ def expand(config: SweepConfig, out_dir: str | Path, *, lockstep: bool = True) -
     return Plan(out_dir=out, config=config, subsweeps=tuple(subsweeps))
 
 
-def _units(config: SweepConfig, pair: PairSpec, sweep_dir: Path, prefix: str, lockstep: bool) -> Iterator[Unit]:
+def _units(
+    config: SweepConfig, pair: PairSpec, sweep_dir: Path, prefix: str, lockstep: bool
+) -> Iterator[Unit]:
     data = config.data_list[0]
     teacher_ids: dict[int, str] = {}
     if pair.teacher.source == "train":

@@ -9,7 +9,7 @@ is skipped with a message.
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from collections.abc import Callable
 
 from kdfair.errors import ConfigError
 from kdfair.sweep.expand import RUNS, SubSweep
@@ -32,8 +32,8 @@ def check_existing_runs(sub: SubSweep) -> None:
                 continue  # unreadable: the trainer rewrites it
             if previous != json.loads(run.model_dump_json()):
                 raise ConfigError(
-                    f"{path}: holds a different config for run '{run.run_id}'; the sweep config changed since "
-                    f"this folder was written; use a new --out"
+                    f"{path}: holds a different config for run '{run.run_id}'; the sweep config changed "
+                    f"since this folder was written; use a new --out"
                 )
 
 
@@ -45,7 +45,7 @@ def audit_representation(sub: SubSweep) -> str | None:
     return choice
 
 
-def finish_subsweep(sub: SubSweep, *, audit: bool, report: bool, log=print) -> None:
+def finish_subsweep(sub: SubSweep, *, audit: bool, report: bool, log: Callable[[str], None] = print) -> None:
     """Audit the runs of ``sub`` into ``<sweep>/audit`` and build ``<sweep>/report`` from it."""
     if not audit:
         log(f"audit skipped (--no-audit); audit later with: kdfair audit {sub.out_dir}")

@@ -79,6 +79,7 @@ class Student:
     history: list[dict[str, Any]] = field(default_factory=list)
     max_steps: int | None = None
     sync_grads: Any = None  # DDP: callable all-reducing the method's gradients
+    recorder: LogitRecorder | None = None  # last classifier output, for the train accuracy
 
     def state(self) -> dict[str, Any]:
         """Everything to resume after ``next_epoch`` epochs (saved as checkpoint.pt)."""
@@ -147,7 +148,7 @@ def _run_epoch(students: list[Student], epoch: int, ctx: EpochContext) -> None:
     limit = students[0].max_steps
     batches = batches[:limit] if limit is not None else batches
     generator = torch.Generator().manual_seed(torch_seed_for(ctx.augment_seed, epoch, STREAM_AUGMENT))
-    recorders = [getattr(s, "_recorder", None) or _attach_recorder(s) for s in students]
+    recorders = [s.recorder or _attach_recorder(s) for s in students]
     sums = [dict(loss=0.0, correct=0.0, seen=0, extra={}) for _ in students]
     lrs = [s.optimizer.param_groups[0]["lr"] for s in students]
     for s in students:
@@ -177,7 +178,7 @@ def _run_epoch(students: list[Student], epoch: int, ctx: EpochContext) -> None:
 
 def _attach_recorder(student: Student) -> LogitRecorder:
     recorder = LogitRecorder(student.model, _num_classes(student.model))
-    student._recorder = recorder  # type: ignore[attr-defined]
+    student.recorder = recorder
     return recorder
 
 
