@@ -162,3 +162,11 @@ def test_f1_matches_sklearn(case):
 def test_f1_binary_without_positives_is_nan_with_warning():
     with pytest.warns(KdfairWarning, match="f1: left out 1 class"):
         assert np.isnan(f1([0, 0], [0, 0], n_classes=2))
+
+
+def test_auroc_float32_probs_keep_their_ties():
+    rng = np.random.default_rng(2)
+    y_true = np.concatenate([np.arange(4), rng.integers(0, 4, 496)])
+    probs = rng.dirichlet(np.ones(4), 500).astype(np.float16).astype(np.float32)  # many exact ties
+    expected = np.mean([roc_auc_score(y_true == c, probs[:, c].astype(np.float64)) for c in range(4)])
+    assert auroc(y_true, probs) == pytest.approx(expected, abs=1e-12)

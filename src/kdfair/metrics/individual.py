@@ -23,6 +23,7 @@ from kdfair.metrics.classwise import as_labels, as_probabilities, resolve_n_clas
 
 PCA_OVERSAMPLE = 10  # extra random directions of the randomised range finder (Halko et al. 2011)
 PCA_POWER_ITERATIONS = 4  # power iterations: accuracy of the top components on slowly decaying spectra
+PCA_SAMPLE_ROWS = 10_000  # rows the principal directions are fitted on (seeded sample)
 BLOCK_ROWS = 1024  # query rows per distance block: 1024 x 50,000 float32 = 200 MB at most
 EXACT_BLOCK_FLOATS = 4_000_000  # float64 differences per block when re-ranking candidates (32 MB)
 TV_BLOCK_FLOATS = 250_000  # probability entries per block of the TV computation: stays in cache
@@ -30,7 +31,9 @@ PROBS_ROW_TOLERANCE = 1e-3  # |row sum - 1| allowed for probability vectors
 
 
 def _as_representation(values: Any, name: str = "features") -> np.ndarray:
-    array = np.asarray(values, dtype=np.float64)
+    """A finite (N, d) float array (float32 stays float32: a 50,000 x 3,072 input is 600 MB already)."""
+    array = np.asarray(values)
+    array = array.astype(np.float32 if array.dtype in (np.float16, np.float32) else np.float64, copy=False)
     if array.ndim != 2 or array.shape[0] < 2 or array.shape[1] < 1:
         raise DataError(f"{name} must be 2-D (N >= 2, d >= 1), got shape {array.shape}")
     if not np.all(np.isfinite(array)):
@@ -39,12 +42,17 @@ def _as_representation(values: Any, name: str = "features") -> np.ndarray:
 
 
 def pca_project(representation: np.ndarray, n_components: int, seed: int = 0) -> np.ndarray:
-    """Centre ``representation`` (N, d) and project it on its top ``n_components`` principal directions.
+    """Project ``representation`` (N, d) on its top ``n_components`` principal directions, (N, n) float64.
 
-    Randomised SVD (Halko et al. 2011) with a fixed ``seed``; returns (N, n_components) float64.
+    The directions come from a randomised SVD (Halko et al. 2011) of at most ``PCA_SAMPLE_ROWS`` rows drawn
+    with ``seed``, centred on their mean; all N rows are then centred and projected.
     """
-    centred = representation - representation.mean(axis=0)
     rng = np.random.default_rng(seed)
+    n = len(representation)
+    rows = np.sort(rng.choice(n, size=PCA_SAMPLE_ROWS, replace=False)) if n > PCA_SAMPLE_ROWS else slice(None)
+    sample = np.asarray(representation[rows], dtype=np.float64)
+    mean = sample.mean(axis=0)
+    centred = sample - mean
     width = min(n_components + PCA_OVERSAMPLE, *centred.shape)
     basis = centred @ rng.standard_normal((centred.shape[1], width))
     for _ in range(PCA_POWER_ITERATIONS):
@@ -52,7 +60,12 @@ def pca_project(representation: np.ndarray, n_components: int, seed: int = 0) ->
         basis = centred @ (centred.T @ basis)
     basis, _ = np.linalg.qr(basis)
     _, _, right = np.linalg.svd(basis.T @ centred, full_matrices=False)
-    return centred @ right[:n_components].T
+    directions = right[:n_components].T
+    projected = np.empty((n, directions.shape[1]))
+    step = max(1, EXACT_BLOCK_FLOATS // representation.shape[1])
+    for start in range(0, n, step):  # blocks: no float64 copy of the whole (N, d) input
+        projected[start : start + step] = (representation[start : start + step] - mean) @ directions
+    return projected
 
 
 def knn_graph(
@@ -71,6 +84,7 @@ def knn_graph(
         raise DataError(f"knn_graph: k must be in [1, N-1] = [1, {n - 1}], got {k}")
     if max_dim is not None and points.shape[1] > max_dim:
         points = pca_project(points, max_dim, seed)
+    points = np.asarray(points, dtype=np.float64)
     points = points - points.mean(axis=0)  # centring keeps float32 norms small: fewer cancellation errors
     candidates = min(2 * k, n - 1)
     data32 = torch.from_numpy(points.astype(np.float32))

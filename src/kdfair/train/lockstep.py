@@ -154,6 +154,7 @@ def _run_epoch(students: list[Student], epoch: int, ctx: EpochContext) -> None:
     for s in students:
         s.model.train()
         s.method.train()
+        s.method.start_epoch(epoch)
         if s.meta_batches is not None:
             s.meta_batches.start_epoch(epoch)
     start = time.perf_counter()

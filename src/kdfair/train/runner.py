@@ -116,8 +116,9 @@ def _train_unit(
         teacher = resolve_teacher(first.teacher, sweep_dir, dataset, runtime)
     use_cache = _use_cache(first, teacher)
     maps = None
+    example = plain.batch(np.arange(min(2, len(plain))))
     if teacher is not None and teacher.model is not None:
-        maps = teacher.map_channels(plain.batch(np.arange(min(2, len(plain)))), runtime)
+        maps = teacher.map_channels(example, runtime)
     students = []
     for config, folder in pending:
         folder.start(config, str(runtime.device))
@@ -131,6 +132,7 @@ def _train_unit(
                 use_cache=use_cache,
                 map_channels=maps,
                 meta_inputs=plain,
+                example=example,
             )
         )
     needs_cache = any(not s.live_teacher and s.method.needs_teacher for s in students)

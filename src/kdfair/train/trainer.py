@@ -46,6 +46,15 @@ def attribute_order(config: RunConfig, dataset: Dataset) -> list[str]:
     return ([first] if first in names else []) + [n for n in names if n != first]
 
 
+def _map_channels(model: KDModel, example: torch.Tensor, runtime: Runtime) -> tuple[int, ...]:
+    """Channels of the student's stage maps, from one eval-mode forward (no RNG or BatchNorm state used)."""
+    model.eval()
+    with torch.no_grad(), runtime.autocast():
+        maps = model.forward_all(example).maps
+    model.train()
+    return tuple(int(m.shape[1]) for m in maps)
+
+
 def make_optimizer(train: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
     """SGD with momentum (SPEC §3) or Adam, coupled weight decay."""
     if train.optimizer == "sgd":
@@ -79,6 +88,7 @@ def build_student(
     use_cache: bool,
     map_channels: tuple[int, ...] | None,
     meta_inputs: InputPipeline | None = None,
+    example: torch.Tensor | None = None,
 ) -> Student:
     """A freshly initialised student for ``config`` (seeded), restored from its checkpoint when one exists."""
     torch.manual_seed(config.seed)
@@ -86,6 +96,7 @@ def build_student(
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)
     levels = {name: dataset.attribute_levels.get(name, []) for name in attribute_order(config, dataset)}
+    student_maps = None if example is None else _map_channels(model, example, runtime)
     context = MethodContext(
         student=model,
         num_classes=dataset.num_classes,
@@ -94,6 +105,7 @@ def build_student(
         t2_scaling=config.t2_scaling,
         teacher_feature_dim=None if teacher is None else teacher.feature_dim,
         teacher_map_channels=map_channels,
+        student_map_channels=student_maps,
         attribute_levels=levels,
     )
     method = build_method(config.method, config.method_options, context).to(runtime.device)
