@@ -74,6 +74,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit without training")
     parser.add_argument(
+        "--export-runs",
+        type=Path,
+        metavar="DIR",
+        help="write every planned run's resolved config to DIR/<run_id>.json and exit (for torchrun/DDP)",
+    )
+    parser.add_argument(
         "--no-audit", action="store_true", help="do not audit (and so do not report) at the end"
     )
     parser.add_argument("--no-report", action="store_true", help="do not build the report at the end")
@@ -94,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         address=args.address,
         lockstep=not args.no_lockstep,
         dry_run=args.dry_run,
+        export_runs=args.export_runs,
         audit=not args.no_audit,
         report=not args.no_report,
         device=args.device,
@@ -109,6 +116,7 @@ def sweep(
     address: str | None = None,
     lockstep: bool = True,
     dry_run: bool = False,
+    export_runs: Path | None = None,
     audit: bool = True,
     report: bool = True,
     device: str | None = None,
@@ -126,6 +134,11 @@ def sweep(
     plan = expand(config, out, lockstep=lockstep)
     if dry_run:
         print(format_plan(plan))
+        return 0
+    if export_runs is not None:
+        for run_config in plan.runs:
+            write_json_atomic(export_runs / f"{run_config.run_id}.json", run_config.model_dump(mode="json"))
+        print(f"wrote {len(plan.runs)} run configs to {export_runs}")
         return 0
     for sub in plan.subsweeps:
         check_existing_runs(sub)
