@@ -26,6 +26,7 @@ PCA_POWER_ITERATIONS = 4  # power iterations: accuracy of the top components on 
 PCA_SAMPLE_ROWS = 10_000  # rows the principal directions are fitted on (seeded sample)
 BLOCK_ROWS = 1024  # query rows per distance block: 1024 x 50,000 float32 = 200 MB at most
 EXACT_BLOCK_FLOATS = 4_000_000  # float64 differences per block when re-ranking candidates (32 MB)
+CHUNK = 64  # columns per minimum in the kNN candidate filter
 TV_BLOCK_FLOATS = 250_000  # probability entries per block of the TV computation: stays in cache
 PROBS_ROW_TOLERANCE = 1e-3  # |row sum - 1| allowed for probability vectors
 
@@ -68,15 +69,34 @@ def pca_project(representation: np.ndarray, n_components: int, seed: int = 0) ->
     return projected
 
 
+def _block_candidates(score: torch.Tensor, start: int, candidates: int) -> np.ndarray:
+    """The ``candidates`` smallest columns of each row of ``score`` (B, N_pad) (its own column excluded).
+
+    Filter, then select: the minimum of every ``CHUNK`` consecutive columns is taken, the ``candidates``
+    chunks with the smallest minima are kept (every column among a row's ``candidates`` smallest lies in
+    one of them, up to ties), and the smallest columns are picked among their ``candidates x CHUNK``
+    columns. Same set as a ``topk`` over the whole row, at the cost of one pass over it.
+    """
+    rows, width = score.shape
+    score[torch.arange(rows), torch.arange(start, start + rows)] = float("inf")
+    chunks = min(candidates, width // CHUNK)
+    minima = score.view(rows, width // CHUNK, CHUNK).amin(dim=2)
+    kept = torch.topk(minima, chunks, dim=1, largest=False, sorted=False).indices
+    columns = (kept[:, :, None] * CHUNK + torch.arange(CHUNK)).reshape(rows, -1)
+    best = torch.topk(score.gather(1, columns), candidates, dim=1, largest=False, sorted=False).indices
+    return columns.gather(1, best).numpy()
+
+
 def knn_graph(
     representation: Any, k: int = 5, *, max_dim: int | None = 128, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact k nearest neighbours of each row, itself excluded: ``(indices (N, k) int64, distances (N, k))``.
 
-    Euclidean distances, ascending (ties by index). Candidates come from float32 block matrix products,
-    2k per row, and are re-ranked with float64 distances. A representation with more than ``max_dim``
-    columns is first projected on its top ``max_dim`` principal components (:func:`pca_project`, ``seed``);
-    ``max_dim=None`` never projects. A duplicate row is a neighbour at distance 0.
+    Euclidean distances, ascending (ties by index). Candidates come from float32 block matrix products
+    (torch's threads), 2k per row (:func:`_block_candidates`), and are re-ranked with float64 distances. A
+    representation with more than ``max_dim`` columns is first projected on its top ``max_dim`` principal
+    components (:func:`pca_project`, ``seed``); ``max_dim=None`` never projects. A duplicate row is a
+    neighbour at distance 0.
     """
     points = _as_representation(representation, "representation")
     n = len(points)
@@ -87,21 +107,21 @@ def knn_graph(
     points = np.asarray(points, dtype=np.float64)
     points = points - points.mean(axis=0)  # centring keeps float32 norms small: fewer cancellation errors
     candidates = min(2 * k, n - 1)
-    data32 = torch.from_numpy(points.astype(np.float32))
-    norms32 = (data32 * data32).sum(dim=1)
+    width = -(-n // CHUNK) * CHUNK  # padded columns: zero points at +inf squared norm, never chosen
+    data32 = torch.zeros(width, points.shape[1])
+    data32[:n] = torch.from_numpy(points.astype(np.float32))
+    norms32 = torch.full((width,), float("inf"))
+    norms32[:n] = (data32[:n] * data32[:n]).sum(dim=1)
     indices = np.empty((n, k), dtype=np.int64)
     distances = np.empty((n, k), dtype=np.float64)
     rows = max(1, min(BLOCK_ROWS, EXACT_BLOCK_FLOATS // (candidates * points.shape[1])))
-    buffer = torch.empty(
-        rows, n
-    )  # reused: a fresh 200 MB block per step costs more (page faults) than the mm
+    buffer = torch.empty(rows, width)  # reused: a fresh 200 MB block per step costs more than the mm
     for start in tqdm(range(0, n, rows), desc="knn graph", disable=n <= 4 * BLOCK_ROWS, leave=False):
         stop = min(start + rows, n)
         # ||b||^2 - 2 a.b orders the candidates b of a query row a like ||a - b||^2 does
         score = buffer[: stop - start]
         torch.addmm(norms32.expand(stop - start, -1), data32[start:stop], data32.T, alpha=-2.0, out=score)
-        score[torch.arange(stop - start), torch.arange(start, stop)] = float("inf")
-        nearest = torch.topk(score, candidates, dim=1, largest=False).indices.numpy()
+        nearest = _block_candidates(score, start, candidates)
         exact = np.sqrt(((points[start:stop, None, :] - points[nearest]) ** 2).sum(axis=2))
         order = np.lexsort((nearest, exact), axis=1)[:, :k]
         indices[start:stop] = np.take_along_axis(nearest, order, axis=1)
