@@ -28,8 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kdfair",
         description=(
-            "Measure, and reduce, what knowledge distillation does to a model's class-wise bias and fairness. "
-            "Pipeline: sweep (train teacher, NDS, DS) -> audit (metrics from predictions) -> report."
+            "Measure, and reduce, what knowledge distillation does to a model's class-wise bias and "
+            "fairness. Pipeline: sweep (train teacher, NDS, DS) -> audit (metrics from predictions) -> "
+            "report."
         ),
     )
     parser.add_argument("--version", action="version", version=f"kdfair {__version__}")

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 
 def soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``KL(softmax(teacher/T) || softmax(student/T))`` summed over classes, averaged over the batch (nats)."""
+    """``KL(softmax(teacher/T) || softmax(student/T))``, summed over classes, batch-averaged (nats)."""
     log_p_student = F.log_softmax(student_logits.float() / temperature, dim=1)
     log_p_teacher = F.log_softmax(teacher_logits.float() / temperature, dim=1)
     return (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(dim=1).mean()
