@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_config
+from train_helpers import run_config
 
 from kdfair.predictions import load_predictions
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_config
+from train_helpers import run_config
 
 from kdfair.errors import ConfigError, KdfairWarning
 from kdfair.predictions import load_predictions, read_run_meta

@@ -34,6 +34,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--jobs", type=int, default=None, help="worker processes over runs (default: automatic)"
     )
     parser.add_argument(
+        "--auroc",
+        choices=("always", "auto", "never"),
+        default="auto",
+        help="compute AUROC: always, never, or auto (default: only with at most 100 classes; the note in "
+        "audit.json says when it was left out)",
+    )
+    parser.add_argument(
         "--json", action="store_true", help="print one JSON document to stdout instead of a table"
     )
     parser.set_defaults(func=run)
@@ -53,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         k=args.k,
         jobs=args.jobs,
         progress=True,
+        auroc=args.auroc,
     )
     write_audit(result, out_dir)
     if args.json:
@@ -64,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         f"{result.info['n_runs']} runs, {len(result.info['conditions'])} conditions; "
         f"tables written to {out_dir}"
     )
+    if result.info["auroc"]["note"]:
+        print(result.info["auroc"]["note"])
     if result.warnings:
         print(
             f"{len(result.warnings)} warning(s) about undefined quantities, "

@@ -9,6 +9,15 @@ only scalars, class accuracies and predicted labels. From these it computes the 
 class tests (#SC: NDS vs DS, #TC: teacher vs DS, SPEC §4) and the seed-paired disagreement matrices.
 :func:`write_audit` writes the tables into a temporary folder and renames it into place, so a failed audit
 leaves no partial output.
+
+AUROC (``auroc=``, ``kdfair audit --auroc always|auto|never``): ``auto`` (the default) computes it only for
+tasks with at most ``AUROC_MAX_CLASSES`` (100) classes -- BIRD's tasks have 2-10; on 1,000 classes its
+1,000 one-vs-rest rankings cost about a second per run, a minute for a 60-run sweep. When it is left out,
+``run_metrics.csv`` has no ``auroc`` rows and ``audit.json`` says so once, in ``auroc``
+(``{"mode", "computed", "note"}``), rather than in a warning per run.
+
+Large sweeps (more than ``PARALLEL_THRESHOLD`` logit values, or ``jobs`` > 1) use a pool of forked workers,
+one torch thread each, for the kNN graph and the runs (:mod:`kdfair.audit.parallel`).
 """
 
 from __future__ import annotations
@@ -18,9 +27,10 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +42,17 @@ from kdfair import __version__
 from kdfair.audit import tables
 from kdfair.audit.conditions import Condition, check_welch_seeds, group_conditions, reference_conditions
 from kdfair.audit.inputs import Reference, resolve_representation
+from kdfair.audit.parallel import stream_parallel
 from kdfair.audit.runmetrics import RunContext, RunResult, audit_run
 from kdfair.errors import KdfairError, KdfairWarning
 from kdfair.io import write_bytes_atomic, write_json_atomic, write_text_atomic
+from kdfair.metrics.individual import BLOCK_ROWS, KnnProblem, knn_rows, prepare_knn
 from kdfair.predictions import RunMeta, discover_runs, load_predictions, read_run_meta
 
 # Above this many logit values (runs x samples x classes) the audit uses a process pool by default.
 PARALLEL_THRESHOLD = 200_000_000
+AUROC_MODES = ("always", "auto", "never")
+AUROC_MAX_CLASSES = 100  # --auroc auto computes AUROC up to this many classes (BIRD's tasks have 2-10)
 
 
 @dataclass
@@ -53,6 +67,9 @@ class AuditResult:
     significance_counts: pd.DataFrame
     disagreement: dict[str, np.ndarray]  # condition id -> (C, C) seed-averaged counts, rows = teacher
     disagreement_rate: pd.DataFrame
+    # wall seconds of the stages (context: reference run + representation; knn; runs; aggregate)
+    # and summed per-run seconds over all processes (load, metrics); not written (timings vary)
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def warnings(self) -> list[str]:
@@ -67,6 +84,7 @@ def audit_runs(
     k: int = 5,
     jobs: int | None = None,
     progress: bool = False,
+    auroc: str = "auto",
 ) -> AuditResult:
     """Audit every run under ``runs_dir`` (see module docstring); nothing is written.
 
@@ -74,9 +92,13 @@ def audit_runs(
     ``None``/``"auto"``, ``"teacher"``, ``"none"`` or a path to an npz (see
     :func:`kdfair.audit.inputs.resolve_representation`). ``k``: neighbours for individual fairness.
     ``jobs``: worker processes over runs (default: 1 for small sweeps, else up to 2). Every
-    :class:`KdfairWarning` raised is recorded, deduplicated, in ``info["warnings"]``. User errors raise
-    :class:`~kdfair.errors.KdfairError` subclasses.
+    :class:`KdfairWarning` raised is recorded, deduplicated, in ``info["warnings"]``. ``auroc``:
+    ``"always"``, ``"never"`` or ``"auto"`` (computed only for at most ``AUROC_MAX_CLASSES`` classes: on
+    1,000 classes it costs about a second per run); whether it was computed, and why not, is recorded in
+    ``info["auroc"]``. User errors raise :class:`~kdfair.errors.KdfairError` subclasses.
     """
+    if auroc not in AUROC_MODES:
+        raise KdfairError(f"--auroc: unknown mode {auroc!r}; valid: {', '.join(AUROC_MODES)}")
     if not 0.0 < level < 1.0:
         raise KdfairError(f"--level must be in (0, 1), got {level}")
     if k < 2:
@@ -87,9 +109,15 @@ def audit_runs(
         metas = [(run_dir, read_run_meta(run_dir)) for run_dir in discover_runs(runs_dir)]
         conditions = group_conditions(metas)
         check_welch_seeds(conditions)
-        ctx, first = _context(runs_dir, conditions, representation, k)
-        results = list(_stream(conditions, ctx, first, jobs, progress))
+        timings = {"start": time.perf_counter()}
+        ctx, problem, first = _context(runs_dir, conditions, representation, k, auroc)
+        timings["runs"] = time.perf_counter()
+        results = list(_stream(conditions, ctx, problem, first, jobs, progress, timings))
+        timings["aggregate"] = time.perf_counter()
         result = _aggregate(runs_dir, conditions, ctx, results, level)
+        timings["end"] = time.perf_counter()
+    result.info["auroc"] = _auroc_info(auroc, ctx)
+    result.timings = _timings(timings, results)
     messages = [m for r in results for m in r.warnings]
     messages += [str(w.message) for w in caught if issubclass(w.category, KdfairWarning)]
     result.info["warnings"] = list(dict.fromkeys(messages))
@@ -99,33 +127,52 @@ def audit_runs(
     return result
 
 
+def _auroc_info(mode: str, ctx: RunContext) -> dict[str, Any]:
+    """``audit.json``'s ``auroc``: the mode, whether AUROC was computed and, if not, a note saying why."""
+    note = None
+    if not ctx.auroc:
+        note = (
+            f"AUROC left out: {ctx.reference.n_classes} classes > {AUROC_MAX_CLASSES} (--auroc auto); "
+            "use --auroc always to compute it"
+            if mode == "auto"
+            else "AUROC left out (--auroc never)"
+        )
+    return {"mode": mode, "computed": ctx.auroc, "note": note}
+
+
+def _timings(marks: dict[str, float], results: list[RunResult]) -> dict[str, float]:
+    return {
+        "context": marks["runs"] - marks["start"],
+        "knn": marks.get("knn", 0.0),
+        "runs": marks["aggregate"] - marks["runs"] - marks.get("knn", 0.0),
+        "aggregate": marks["end"] - marks["aggregate"],
+        "load_total": sum(r.seconds[0] for r in results),
+        "metrics_total": sum(r.seconds[1] for r in results),
+    }
+
+
 def _context(
-    runs_dir: Path, conditions: list[Condition], representation: str | Path | None, k: int
-) -> tuple[RunContext, tuple[Path, RunMeta, Any]]:
-    """Load the reference run, resolve the representation and build the kNN graph."""
+    runs_dir: Path,
+    conditions: list[Condition],
+    representation: str | Path | None,
+    k: int,
+    auroc: str,
+) -> tuple[RunContext, KnnProblem | None, tuple[Path, RunMeta, Any]]:
+    """Load the reference run and resolve the representation; the kNN graph is left to :func:`_stream`."""
     teacher, _ = reference_conditions(conditions)
     first_cond = teacher if teacher is not None else conditions[0]
     first_dir, first_meta = first_cond.run_dirs[0], first_cond.metas[0]
     first_run = load_predictions(first_dir, first_meta)
     ref = Reference.from_run(first_run)
     name, x = resolve_representation(representation, runs_dir, first_run if teacher else None, ref)
-    neighbors = None
+    problem = None
     if x is not None:
-        from kdfair.metrics.individual import knn_graph
-
         if len(x) <= k:
             raise KdfairError(f"--k {k} needs more than {k} test samples, got {len(x)}")
-        neighbors = knn_graph(x, k=k)
-    ctx = RunContext(reference=ref, representation=x, neighbors=neighbors, k=k, description=name)
-    return ctx, (first_dir, first_meta, first_run)
-
-
-_WORKER_CONTEXT: RunContext | None = None  # set in the parent before forking the pool
-
-
-def _pool_task(task: tuple[Path, RunMeta, str]) -> RunResult:
-    assert _WORKER_CONTEXT is not None
-    return audit_run(task[0], task[1], task[2], _WORKER_CONTEXT)
+        problem = prepare_knn(x, k=k)
+    with_auroc = auroc == "always" or (auroc == "auto" and ref.n_classes <= AUROC_MAX_CLASSES)
+    ctx = RunContext(ref, representation=x, neighbors=None, k=k, description=name, auroc=with_auroc)
+    return ctx, problem, (first_dir, first_meta, first_run)
 
 
 def _default_jobs(n_runs: int, ref: Reference) -> int:
@@ -135,40 +182,54 @@ def _default_jobs(n_runs: int, ref: Reference) -> int:
     return max(1, min(2, os.cpu_count() or 1, n_runs - 1))
 
 
+def _serial(
+    ctx: RunContext,
+    problem: KnnProblem | None,
+    first: tuple[Path, RunMeta, str, Any],
+    tasks: list[tuple[Path, RunMeta, str]],
+    timings: dict[str, float],
+) -> Iterator[RunResult]:
+    """The kNN graph (torch's threads), then the runs one at a time in this process."""
+    if problem is not None:
+        start = time.perf_counter()
+        indices = np.empty((problem.n, problem.k), dtype=np.int64)
+        distances = np.empty((problem.n, problem.k), dtype=np.float64)
+        knn_rows(problem, 0, problem.n, indices, distances, progress=problem.n > 4 * BLOCK_ROWS)
+        ctx = replace(ctx, neighbors=(indices, distances))
+        timings["knn"] = time.perf_counter() - start
+    yield audit_run(first[0], first[1], first[2], ctx, run=first[3])
+    for task in tasks:
+        yield audit_run(task[0], task[1], task[2], ctx)
+
+
 def _stream(
     conditions: list[Condition],
     ctx: RunContext,
+    problem: KnnProblem | None,
     first: tuple[Path, RunMeta, Any],
     jobs: int | None,
     progress: bool,
+    timings: dict[str, float],
 ) -> Iterator[RunResult]:
-    """Audit the runs one at a time (the reference run first, already loaded), in a pool when ``jobs`` > 1."""
-    global _WORKER_CONTEXT
+    """Build the kNN graph and audit the runs (the reference run first, already loaded), in a pool of forked
+    workers when ``jobs`` > 1 (:mod:`kdfair.audit.parallel`)."""
     first_dir, first_meta, first_run = first
     ids = {run_dir: c.id for c in conditions for run_dir in c.run_dirs}
     tasks = [
         (d, m, ids[d]) for c in conditions for d, m in zip(c.run_dirs, c.metas, strict=True) if d != first_dir
     ]
     jobs = _default_jobs(len(tasks) + 1, ctx.reference) if jobs is None else max(1, jobs)
+    reference = (first_dir, first_meta, ids[first_dir], first_run)
+    del first, first_run
+    if jobs == 1 or len(tasks) < 2:
+        results = _serial(ctx, problem, reference, tasks, timings)
+    else:
+        results = stream_parallel(ctx, problem, reference, tasks, jobs, timings)
     # disable=None: tqdm shows the bar only when stderr is a terminal
-    bar = tqdm(total=len(tasks) + 1, desc="audit", unit="run", disable=None if progress else True)
-    with bar:
-        yield audit_run(first_dir, first_meta, ids[first_dir], ctx, run=first_run)
-        del first_run, first
-        bar.update()
-        if jobs == 1 or len(tasks) < 2:
-            for task in tasks:
-                yield audit_run(task[0], task[1], task[2], ctx)
-                bar.update()
-            return
-        _WORKER_CONTEXT = ctx
-        try:
-            with multiprocessing.get_context("fork").Pool(jobs) as pool:
-                for result in pool.imap(_pool_task, tasks):
-                    yield result
-                    bar.update()
-        finally:
-            _WORKER_CONTEXT = None
+    with tqdm(total=len(tasks) + 1, desc="audit", unit="run", disable=None if progress else True) as bar:
+        for result in results:
+            yield result
+            bar.update()
 
 
 def _aggregate(

@@ -7,6 +7,7 @@ predicted labels (kept for the disagreement matrices).
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ class RunContext:
     neighbors: tuple[np.ndarray, np.ndarray] | None  # kNN graph (indices, distances) of the representation
     k: int
     description: str = "none"  # where the representation came from (audit.json individual_fairness)
+    auroc: bool = True  # compute AUROC (the engine resolves ``--auroc auto`` from the number of classes)
 
 
 @dataclass
@@ -43,6 +45,7 @@ class RunResult:
     normalized_accuracy: np.ndarray  # (C,)
     y_pred: np.ndarray  # (N,) in reference order; int16 when C fits
     warnings: list[str]
+    seconds: tuple[float, float] = (0.0, 0.0)  # (loading, metrics) in this process
 
 
 def _label_dtype(n_classes: int) -> type[np.integer]:
@@ -52,15 +55,15 @@ def _label_dtype(n_classes: int) -> type[np.integer]:
 def run_metrics(probs: np.ndarray, y_pred: np.ndarray, ctx: RunContext) -> list[tuple[str, str, float]]:
     """Every per-run metric of SPEC §4-§6 (fractions), in the audit's long format (metric, attribute, value).
 
-    ``probs`` (N, C) and ``y_pred`` (N,) are in the reference's row order.
+    ``probs`` (N, C, float32 from :func:`~kdfair.predictions.load_predictions`) and ``y_pred`` (N,) are in
+    the reference's row order. AUROC is left out when ``ctx.auroc`` is false.
     """
     ref = ctx.reference
     y_true, n_classes = ref.y_true, ref.n_classes
-    rows: list[tuple[str, str, float]] = [
-        ("accuracy", "", float(np.mean(y_pred == y_true))),
-        ("auroc", "", classwise.auroc(y_true, probs)),
-        ("f1", "", classwise.f1(y_true, y_pred, n_classes)),
-    ]
+    rows: list[tuple[str, str, float]] = [("accuracy", "", float(np.mean(y_pred == y_true)))]
+    if ctx.auroc:
+        rows.append(("auroc", "", classwise.auroc(y_true, probs)))
+    rows.append(("f1", "", classwise.f1(y_true, y_pred, n_classes)))
     if ctx.representation is not None:
         from kdfair.metrics import individual
 
@@ -68,14 +71,18 @@ def run_metrics(probs: np.ndarray, y_pred: np.ndarray, ctx: RunContext) -> list[
             (
                 "individual_unfairness",
                 "",
-                individual.individual_unfairness(probs, ctx.representation, ctx.k, neighbors=ctx.neighbors),
+                individual.individual_unfairness(
+                    probs, ctx.representation, ctx.k, neighbors=ctx.neighbors, validated=True
+                ),
             )
         )
         rows.append(
             (
                 "consistency",
                 "",
-                individual.consistency(y_pred, ctx.representation, ctx.k, neighbors=ctx.neighbors),
+                individual.consistency(
+                    y_pred, ctx.representation, ctx.k, neighbors=ctx.neighbors, n_classes=n_classes
+                ),
             )
         )
     for name, codes in ref.attributes.items():
@@ -96,9 +103,11 @@ def audit_run(
     name. Raises :class:`~kdfair.errors.PredictionFormatError` on a run that breaks the format or disagrees
     with the reference.
     """
+    start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", KdfairWarning)
         run = run if run is not None else load_predictions(run_dir, meta)
+        loaded = time.perf_counter()
         ref = ctx.reference
         index = ref.alignment(run.sample_id, str(run_dir))
         ref.check_run(run, index)
@@ -121,4 +130,5 @@ def audit_run(
         normalized_accuracy=normalized,
         y_pred=y_pred.astype(_label_dtype(ref.n_classes)),
         warnings=messages,
+        seconds=(loaded - start, time.perf_counter() - loaded),
     )

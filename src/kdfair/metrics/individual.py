@@ -12,6 +12,7 @@ default 128), so that 50,000 x 3,072 inputs take seconds rather than an hour.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -87,17 +88,26 @@ def _block_candidates(score: torch.Tensor, start: int, candidates: int) -> np.nd
     return columns.gather(1, best).numpy()
 
 
-def knn_graph(
-    representation: Any, k: int = 5, *, max_dim: int | None = 128, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact k nearest neighbours of each row, itself excluded: ``(indices (N, k) int64, distances (N, k))``.
+@dataclass(frozen=True)
+class KnnProblem:
+    """A kNN graph to compute, prepared by :func:`prepare_knn`; :func:`knn_rows` fills any row range of it
+    (so processes sharing the output arrays can split the rows)."""
 
-    Euclidean distances, ascending (ties by index). Candidates come from float32 block matrix products
-    (torch's threads), 2k per row (:func:`_block_candidates`), and are re-ranked with float64 distances. A
-    representation with more than ``max_dim`` columns is first projected on its top ``max_dim`` principal
-    components (:func:`pca_project`, ``seed``); ``max_dim=None`` never projects. A duplicate row is a
-    neighbour at distance 0.
-    """
+    points: np.ndarray  # (N, d') float64, centred (and projected)
+    data32: torch.Tensor  # (N padded to CHUNK, d') float32; padding rows are zero
+    norms32: torch.Tensor  # squared norms of data32, +inf on padding rows (never chosen)
+    k: int
+    candidates: int  # float32 candidates per row, re-ranked in float64
+    block_rows: int  # query rows per matrix product
+
+    @property
+    def n(self) -> int:
+        return len(self.points)
+
+
+def prepare_knn(representation: Any, k: int = 5, *, max_dim: int | None = 128, seed: int = 0) -> KnnProblem:
+    """Validate, project (more than ``max_dim`` columns: :func:`pca_project` with ``seed``) and centre the
+    representation for :func:`knn_rows`; centring keeps float32 norms small (fewer cancellation errors)."""
     points = _as_representation(representation, "representation")
     n = len(points)
     if not 1 <= k < n:
@@ -105,27 +115,61 @@ def knn_graph(
     if max_dim is not None and points.shape[1] > max_dim:
         points = pca_project(points, max_dim, seed)
     points = np.asarray(points, dtype=np.float64)
-    points = points - points.mean(axis=0)  # centring keeps float32 norms small: fewer cancellation errors
+    points = points - points.mean(axis=0)
     candidates = min(2 * k, n - 1)
-    width = -(-n // CHUNK) * CHUNK  # padded columns: zero points at +inf squared norm, never chosen
+    width = -(-n // CHUNK) * CHUNK
     data32 = torch.zeros(width, points.shape[1])
     data32[:n] = torch.from_numpy(points.astype(np.float32))
     norms32 = torch.full((width,), float("inf"))
     norms32[:n] = (data32[:n] * data32[:n]).sum(dim=1)
-    indices = np.empty((n, k), dtype=np.int64)
-    distances = np.empty((n, k), dtype=np.float64)
     rows = max(1, min(BLOCK_ROWS, EXACT_BLOCK_FLOATS // (candidates * points.shape[1])))
-    buffer = torch.empty(rows, width)  # reused: a fresh 200 MB block per step costs more than the mm
-    for start in tqdm(range(0, n, rows), desc="knn graph", disable=n <= 4 * BLOCK_ROWS, leave=False):
-        stop = min(start + rows, n)
-        # ||b||^2 - 2 a.b orders the candidates b of a query row a like ||a - b||^2 does
-        score = buffer[: stop - start]
-        torch.addmm(norms32.expand(stop - start, -1), data32[start:stop], data32.T, alpha=-2.0, out=score)
-        nearest = _block_candidates(score, start, candidates)
-        exact = np.sqrt(((points[start:stop, None, :] - points[nearest]) ** 2).sum(axis=2))
+    return KnnProblem(points, data32, norms32, k, candidates, rows)
+
+
+def knn_rows(
+    problem: KnnProblem,
+    start: int,
+    stop: int,
+    indices: np.ndarray,
+    distances: np.ndarray,
+    progress: bool = False,
+) -> None:
+    """Fill rows ``[start, stop)`` of ``indices`` (N, k) and ``distances`` (N, k) of the problem's graph.
+
+    Per block of query rows: float32 scores ``||b||^2 - 2 a.b`` (ordered like ``||a - b||^2``) against all
+    rows by one matrix product (torch's threads), ``candidates`` per row (:func:`_block_candidates`),
+    re-ranked by float64 Euclidean distance, ties by index.
+    """
+    points, k, step = problem.points, problem.k, problem.block_rows
+    buffer = torch.empty(min(step, stop - start), len(problem.norms32))  # reused: fewer page faults
+    blocks = range(start, stop, step)
+    for first in tqdm(blocks, desc="knn graph", disable=not progress, leave=False):
+        last = min(first + step, stop)
+        score = buffer[: last - first]
+        query = problem.data32[first:last]
+        torch.addmm(problem.norms32.expand(last - first, -1), query, problem.data32.T, alpha=-2.0, out=score)
+        nearest = _block_candidates(score, first, problem.candidates)
+        exact = np.sqrt(((points[first:last, None, :] - points[nearest]) ** 2).sum(axis=2))
         order = np.lexsort((nearest, exact), axis=1)[:, :k]
-        indices[start:stop] = np.take_along_axis(nearest, order, axis=1)
-        distances[start:stop] = np.take_along_axis(exact, order, axis=1)
+        indices[first:last] = np.take_along_axis(nearest, order, axis=1)
+        distances[first:last] = np.take_along_axis(exact, order, axis=1)
+
+
+def knn_graph(
+    representation: Any, k: int = 5, *, max_dim: int | None = 128, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest neighbours of each row, itself excluded: ``(indices (N, k) int64, distances (N, k))``.
+
+    Euclidean distances, ascending (ties by index). Candidates come from float32 block matrix products,
+    2k per row, and are re-ranked with float64 distances (:func:`knn_rows`). A representation with more
+    than ``max_dim`` columns is first projected on its top ``max_dim`` principal components
+    (:func:`pca_project`, ``seed``); ``max_dim=None`` never projects. A duplicate row is a neighbour at
+    distance 0.
+    """
+    problem = prepare_knn(representation, k, max_dim=max_dim, seed=seed)
+    indices = np.empty((problem.n, k), dtype=np.int64)
+    distances = np.empty((problem.n, k), dtype=np.float64)
+    knn_rows(problem, 0, problem.n, indices, distances, progress=problem.n > 4 * BLOCK_ROWS)
     return indices, distances
 
 
@@ -151,25 +195,38 @@ def _neighbors_or_graph(
 
 
 def individual_unfairness(
-    probs: Any, features: Any = None, k: int = 5, *, neighbors: tuple[np.ndarray, np.ndarray] | None = None
+    probs: Any,
+    features: Any = None,
+    k: int = 5,
+    *,
+    neighbors: tuple[np.ndarray, np.ndarray] | None = None,
+    validated: bool = False,
 ) -> float:
     """``I(f) = mean over pairs (x, x') of TV(f(x), f(x')) / d(x, x')``, unitless; lower is fairer (SPEC §6).
 
     Pairs: each sample with its ``k`` nearest neighbours in ``features`` (or the given ``neighbors`` graph).
     ``TV`` = total variation distance of the probability vectors (0.5 x L1, in [0, 1]); ``d`` = Euclidean
     distance divided by the median distance of the pairs used. Pairs at distance 0 are left out with one
-    warning giving their count; NaN if no pair is left.
+    warning giving their count; NaN if no pair is left. ``validated=True`` skips the checks that ``probs``
+    is a finite (N, C) float32/float64 array of probability vectors (three passes over it): for callers
+    that made it so, like the audit with :func:`kdfair.predictions.load_predictions`' output.
     """
-    scores = as_probabilities(probs)
-    if np.any(scores < 0) or np.any(np.abs(scores.sum(axis=1) - 1.0) > PROBS_ROW_TOLERANCE):
-        raise DataError("probs rows must be probability vectors (non-negative, summing to 1)")
+    if validated and isinstance(probs, np.ndarray) and probs.dtype in (np.float32, np.float64):
+        scores = probs
+    else:
+        scores = as_probabilities(probs)
+        if np.any(scores < 0) or np.any(np.abs(scores.sum(axis=1) - 1.0) > PROBS_ROW_TOLERANCE):
+            raise DataError("probs rows must be probability vectors (non-negative, summing to 1)")
     indices, distances = _neighbors_or_graph(neighbors, features, len(scores), k)
     total_variation = np.empty(indices.shape)
     block = max(1, TV_BLOCK_FLOATS // scores.shape[1])
+    gaps_buffer = np.empty((min(block, len(scores)), scores.shape[1]), dtype=scores.dtype)  # reused
     for start in range(0, len(scores), block):
         rows = slice(start, start + block)
+        gaps = gaps_buffer[: len(scores[rows])]
         for column in range(indices.shape[1]):
-            gaps = np.abs(scores[rows] - scores[indices[rows, column]])
+            np.subtract(scores[rows], scores[indices[rows, column]], out=gaps)
+            np.abs(gaps, out=gaps)
             total_variation[rows, column] = 0.5 * gaps.sum(axis=1, dtype=np.float64)
     used = distances > 0
     if not used.all():

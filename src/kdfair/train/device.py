@@ -55,16 +55,26 @@ def make_runtime(train: TrainConfig, device: torch.device, modality: str) -> Run
 
 @contextlib.contextmanager
 def deterministic_threads(train: TrainConfig) -> Iterator[None]:
-    """Fix the thread count and turn on deterministic algorithms (warn-only) for the block; restore after."""
+    """Fix the thread count and turn on deterministic algorithms (warn-only) for the block; restore after.
+
+    Deterministic mode also fills every new ``torch.empty`` tensor with NaN by default
+    (``torch.utils.deterministic.fill_uninitialized_memory``), a debugging aid that changes no correct
+    result but cost ResNet-20 training ~15% on the CPU (BENCHMARKS.md "Lockstep students"); it is off here.
+    """
+    import torch.utils.deterministic as deterministic
+
     old_threads = torch.get_num_threads()
     old_det = torch.are_deterministic_algorithms_enabled()
     old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    old_fill = deterministic.fill_uninitialized_memory
     if train.threads is not None:
         torch.set_num_threads(train.threads)
     if train.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
+        deterministic.fill_uninitialized_memory = False
     try:
         yield
     finally:
         torch.set_num_threads(old_threads)
         torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
+        deterministic.fill_uninitialized_memory = old_fill

@@ -4,6 +4,9 @@ A plain loop over the students, no vectorisation. Each student keeps its own tor
 and saved after its step), and the batch order and augmentation depend only on ``(seed, epoch)``, so a
 student's result is bit-identical (on the CPU) to training it alone. Students may join at different epochs
 (resume): an epoch trains the students whose next epoch it is.
+
+Per batch, the input batch, the live teacher forward and the cached-output lookup are done once for all
+students; logged values stay on the device and are read once per epoch (no per-step host sync).
 """
 
 from __future__ import annotations
@@ -149,7 +152,7 @@ def _run_epoch(students: list[Student], epoch: int, ctx: EpochContext) -> None:
     batches = batches[:limit] if limit is not None else batches
     generator = torch.Generator().manual_seed(torch_seed_for(ctx.augment_seed, epoch, STREAM_AUGMENT))
     recorders = [s.recorder or _attach_recorder(s) for s in students]
-    sums = [dict(loss=0.0, correct=0.0, seen=0, extra={}) for _ in students]
+    sums = [StepTotals() for _ in students]
     lrs = [s.optimizer.param_groups[0]["lr"] for s in students]
     for s in students:
         s.model.train()
@@ -162,19 +165,49 @@ def _run_epoch(students: list[Student], epoch: int, ctx: EpochContext) -> None:
     bar = tqdm(batches, desc=f"epoch {epoch + 1} {names}", disable=not ctx.progress, leave=False)
     for step, positions in enumerate(bar):
         batch, images = _make_batch(positions, generator, ctx)
-        live = _live_teacher(students, batch, ctx)
+        live, cached = _teacher_outputs(students, batch, ctx)
         for s, rec, acc in zip(students, recorders, sums, strict=True):
-            _student_step(s, batch, live, ctx, rec, acc)
-        if ctx.progress and step % 10 == 0:
+            _student_step(s, batch, live if s.live_teacher else cached, ctx, rec, acc)
+        if ctx.progress and step % 10 == 0:  # the only per-step sync, and only with a progress bar
             elapsed = time.perf_counter() - start
+            loss, accuracy = sums[0].means()[:2]
             bar.set_postfix(
-                loss=f"{sums[0]['loss'] / max(sums[0]['seen'], 1):.3f}",
-                acc=f"{sums[0]['correct'] / max(sums[0]['seen'], 1):.3f}",
+                loss=f"{loss:.3f}",
+                acc=f"{accuracy:.3f}",
                 img_s=f"{images * (step + 1) / max(elapsed, 1e-9):.0f}",
             )
     seconds = time.perf_counter() - start
     for s, acc, lr in zip(students, sums, lrs, strict=True):
         _finish_epoch(s, epoch, acc, lr, seconds, len(students))
+
+
+class StepTotals:
+    """Per-epoch running sums of one student's logged values, kept on the device (no per-step sync).
+
+    ``loss`` and the extra parts are sums of ``value * batch size`` (float64 tensors), ``correct`` counts
+    right predictions (NaN once a step had no recorded logits), ``seen`` counts samples (a Python int).
+    """
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self.loss: torch.Tensor | float = 0.0
+        self.correct: torch.Tensor | float = 0.0
+        self.extra: dict[str, torch.Tensor | float] = {}
+
+    def add(self, n: int, loss: torch.Tensor, correct: torch.Tensor | None, extra: dict[str, Any]) -> None:
+        """Add one step of ``n`` samples; tensors stay where they are (the sums are taken lazily)."""
+        self.seen += n
+        self.loss = self.loss + loss.detach().double() * n
+        self.correct = float("nan") if correct is None else self.correct + correct
+        for key, value in extra.items():
+            value = value.detach().double() if torch.is_tensor(value) else float(value)
+            self.extra[key] = self.extra.get(key, 0.0) + value * n
+
+    def means(self) -> tuple[float, float, dict[str, float]]:
+        """Mean loss, accuracy and extras per sample (one sync per call)."""
+        seen = max(self.seen, 1)
+        extra = {key: float(value) / seen for key, value in self.extra.items()}
+        return float(self.loss) / seen, float(self.correct) / seen, extra
 
 
 def _attach_recorder(student: Student) -> LogitRecorder:
@@ -205,22 +238,32 @@ def _make_batch(positions: np.ndarray, generator: torch.Generator, ctx: EpochCon
     return batch, len(positions) * world
 
 
-def _live_teacher(students: list[Student], batch: Batch, ctx: EpochContext) -> TeacherOutput | None:
-    if ctx.teacher is None or not any(s.live_teacher and s.method.needs_teacher for s in students):
-        return None
-    return ctx.teacher.live(batch.inputs, ctx.runtime)
+def _teacher_outputs(
+    students: list[Student], batch: Batch, ctx: EpochContext
+) -> tuple[TeacherOutput | None, TeacherOutput | None]:
+    """The batch's live teacher forward and cached lookup, each done once for all students that need it."""
+    if ctx.teacher is None:
+        return None, None
+    needing = [s for s in students if s.method.needs_teacher]
+    live = ctx.teacher.live(batch.inputs, ctx.runtime) if any(s.live_teacher for s in needing) else None
+    cached = ctx.teacher.lookup(batch.index) if any(not s.live_teacher for s in needing) else None
+    return live, cached
 
 
 def _student_step(
-    s: Student, batch: Batch, live: TeacherOutput | None, ctx: EpochContext, rec: LogitRecorder, acc: dict
+    s: Student,
+    batch: Batch,
+    teacher_out: TeacherOutput | None,
+    ctx: EpochContext,
+    rec: LogitRecorder,
+    acc: StepTotals,
 ) -> None:
-    """One optimisation step of one student, with its own RNG stream."""
+    """One optimisation step of one student, with its own RNG stream; logged values stay on the device."""
     torch.set_rng_state(s.rng_state)
     if s.cuda_rng_state is not None:
         torch.cuda.set_rng_state(s.cuda_rng_state, ctx.runtime.device)
-    teacher_out = None
-    if ctx.teacher is not None and s.method.needs_teacher:
-        teacher_out = live if s.live_teacher else ctx.teacher.lookup(batch.index)
+    if not s.method.needs_teacher:
+        teacher_out = None
     rec.last = None
     with ctx.runtime.autocast():
         logs = s.method.before_step(s.net, batch, teacher_out, s.meta_source)
@@ -234,32 +277,29 @@ def _student_step(
     if s.cuda_rng_state is not None:
         s.cuda_rng_state = torch.cuda.get_rng_state(ctx.runtime.device)
     n = len(batch.labels)
-    acc["seen"] += n
-    acc["loss"] += float(parts["loss"].detach()) * n
+    correct = None
     if rec.last is not None and rec.last.shape[0] == n:
-        acc["correct"] += float((rec.last.argmax(dim=1) == batch.labels).sum())
-    else:
-        acc["correct"] = float("nan")
-    for key, value in [*((k, v) for k, v in parts.items() if k != "loss"), *logs.items()]:
-        acc["extra"][key] = (
-            acc["extra"].get(key, 0.0) + float(value.detach() if torch.is_tensor(value) else value) * n
-        )
+        correct = (rec.last.argmax(dim=1) == batch.labels).sum()
+    extra = {k: v for k, v in parts.items() if k != "loss"}
+    acc.add(n, parts["loss"], correct, {**extra, **logs})
 
 
-def _finish_epoch(s: Student, epoch: int, acc: dict, lr: float, seconds: float, n_students: int) -> None:
+def _finish_epoch(
+    s: Student, epoch: int, acc: StepTotals, lr: float, seconds: float, n_students: int
+) -> None:
     """Step the schedule, log the epoch, save the checkpoint, then the crash point (resume tests)."""
     s.scheduler.step()
-    seen = max(acc["seen"], 1)
+    loss, accuracy, extra = acc.means()  # the epoch's one sync
     row = {
         "epoch": epoch + 1,
         "lr": lr,
-        "train_loss": acc["loss"] / seen,
-        "train_acc": acc["correct"] / seen,
-        "images_per_s": acc["seen"] / max(seconds, 1e-9),
+        "train_loss": loss,
+        "train_acc": accuracy,
+        "images_per_s": acc.seen / max(seconds, 1e-9),
         "seconds": seconds,
         "lockstep_students": n_students,
     }
-    row.update({f"train_{key}": value / seen for key, value in acc["extra"].items()})
+    row.update({f"train_{key}": value for key, value in extra.items()})
     s.history.append(row)
     s.next_epoch = epoch + 1
     s.folder.write_epochs(s.history)
