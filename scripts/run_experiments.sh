@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The exact commands behind RESULTS.md: CPU-scale experiments, run one after another, 2 workers, 1 thread each.
 # Usage: scripts/run_experiments.sh [EXPERIMENT ...]   (default: all, in RESULTS.md order)
-# EXPERIMENT: demo trifeature_sgd trifeature cifar10 cifar10_long utkface_kd utkface_fair utkface_kd_long utkface_fair_long cifar10s hatexplain
+# EXPERIMENT: demo trifeature_sgd trifeature trifeature_large cifar10 cifar10_long utkface_kd utkface_fair utkface_kd_long utkface_fair_long cifar10s hatexplain
 # Outputs: experiments_out/<name>/ (git-ignored); logs and wall times: experiments_out/logs/<name>.log.
 # Data: CIFAR-10 JPEG and UTKFace part 1 extracted under /tmp/kdfair_data (see docs/datasets.md); HateXplain
 # at /work/shared/data/hatexplain. Re-running a finished experiment skips its finished runs (resume).
@@ -45,14 +45,13 @@ copy_results() {  # copy_results NAME: the small report artefacts worth keeping 
 run_one() {
   case "$1" in
     demo)         timed demo "$KDFAIR" demo --out experiments_out/demo ;;
-    trifeature_sgd)  # the demo's settings + T = 20, 30, 40: reuses the demo's finished runs (same run configs)
-                  mkdir -p experiments_out/trifeature_sgd/runs
-                  cp -rn experiments_out/demo/runs/. experiments_out/trifeature_sgd/runs/
+    trifeature_sgd)  # the first demo's settings (SGD students) + T = 20, 30, 40
                   timed trifeature_sgd "$KDFAIR" sweep configs/experiments/trifeature_demo_sgd_resnet20_lenet5.yaml --out experiments_out/trifeature_sgd --workers 2 ;;
-    trifeature)   # Adam students; reuses the demo's finished teacher runs (same run configs)
+    trifeature)   # the demo + T = 20, 30, 40: reuses the demo's finished runs (same run configs)
                   mkdir -p experiments_out/trifeature/runs
-                  cp -rn experiments_out/demo/runs/teacher_s* experiments_out/trifeature/runs/
+                  cp -rn experiments_out/demo/runs/. experiments_out/trifeature/runs/
                   timed trifeature "$KDFAIR" sweep configs/experiments/trifeature_resnet20_lenet5.yaml --out experiments_out/trifeature --workers 2 ;;
+    trifeature_large) timed trifeature_large "$KDFAIR" sweep configs/experiments/trifeature_large_resnet20_lenet5.yaml --out experiments_out/trifeature_large --workers 2 ;;
     cifar10)      timed cifar10 "$KDFAIR" sweep configs/experiments/cifar10_resnet20_lenet5.yaml --out experiments_out/cifar10 --workers 2 ;;
     cifar10_long) timed cifar10_long "$KDFAIR" sweep configs/experiments/cifar10_long_resnet20_lenet5.yaml --out experiments_out/cifar10_long --workers 2 ;;
     utkface_kd)   timed utkface_kd "$KDFAIR" sweep configs/experiments/utkface_kd_resnet20_lenet5.yaml --out experiments_out/utkface_kd --workers 2 ;;
@@ -61,11 +60,11 @@ run_one() {
     utkface_fair_long) timed utkface_fair_long "$KDFAIR" sweep configs/experiments/utkface_fair_long_resnet20_lenet5.yaml --out experiments_out/utkface_fair_long --workers 2 ;;
     cifar10s)     timed cifar10s "$KDFAIR" sweep configs/experiments/cifar10s_resnet20_lenet5.yaml --out experiments_out/cifar10s --workers 2 ;;
     hatexplain)   timed hatexplain "$KDFAIR" sweep configs/experiments/hatexplain_bert_distilbert.yaml --out experiments_out/hatexplain --workers 2 ;;
-    *) echo "unknown experiment '$1'; valid: demo trifeature_sgd trifeature cifar10 cifar10_long utkface_kd utkface_fair utkface_kd_long utkface_fair_long cifar10s hatexplain" >&2; exit 2 ;;
+    *) echo "unknown experiment '$1'; valid: demo trifeature_sgd trifeature trifeature_large cifar10 cifar10_long utkface_kd utkface_fair utkface_kd_long utkface_fair_long cifar10s hatexplain" >&2; exit 2 ;;
   esac
   if [ -f "experiments_out/$1/audit/summary.csv" ]; then copy_results "$1"; fi
 }
 
 ensure_data
-if [ "$#" -eq 0 ]; then set -- demo trifeature_sgd trifeature cifar10 cifar10_long utkface_kd utkface_fair utkface_kd_long utkface_fair_long cifar10s hatexplain; fi
+if [ "$#" -eq 0 ]; then set -- demo trifeature_sgd trifeature trifeature_large cifar10 cifar10_long utkface_kd utkface_fair utkface_kd_long utkface_fair_long cifar10s hatexplain; fi
 for name in "$@"; do run_one "$name"; done

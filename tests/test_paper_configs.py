@@ -35,3 +35,27 @@ def test_paper_config_validates_and_expands(path: Path, tmp_path: Path) -> None:
     trained_teachers = sum(pair.teacher.source == "train" for pair in config.pair_list)
     expected = 5 * n_data * (trained_teachers + n_pairs * (1 + n_ds))
     assert len(runs) == expected
+
+
+EXPERIMENTS = sorted((PAPER.parent / "experiments").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
+def test_experiment_config_validates(path: Path, tmp_path: Path) -> None:
+    """The CPU-scale experiments of RESULTS.md (their data roots are checked when they run)."""
+    config = load_sweep_config(path, files=False)
+    assert expand(config, tmp_path).runs
+
+
+def test_demo_config_validates_and_trains_learning_students(tmp_path: Path) -> None:
+    """The README's main job: a teacher, an NDS and DS at T = 1..10 over 3 seeds on built-in Trifeature."""
+    from kdfair.demo import demo_config_text
+
+    path = tmp_path / "demo.yaml"
+    path.write_text(demo_config_text(), encoding="utf-8")
+    config = load_sweep_config(path)  # built-in data: the file checks run too
+    runs = expand(config, tmp_path / "out").runs
+    assert len(runs) == 3 * (1 + 1 + 10)
+    assert sorted({run.temperature for run in runs if run.role == "ds"}) == list(range(1, 11))
+    # students with Adam (SGD students collapsed at T >= 2 at this scale, RESULTS.md), the teacher with SGD
+    assert config.train.optimizer == "adam" and config.teacher_train_config().optimizer == "sgd"

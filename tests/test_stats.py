@@ -30,7 +30,7 @@ def seed_groups(draw):
     return class_a, overall_a, class_b, overall_b
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(seed_groups(), st.sampled_from([None, "bh"]))
 def test_welch_matches_scipy(groups, correction):
     class_a, overall_a, class_b, overall_b = groups
@@ -47,7 +47,7 @@ def test_welch_matches_scipy(groups, correction):
     assert not result.undefined.any()
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.lists(st.one_of(st.floats(0, 1), st.just(float("nan"))), min_size=0, max_size=80))
 def test_benjamini_hochberg_matches_scipy_ignoring_nans(p_values):
     p = np.array(p_values, dtype=np.float64)
@@ -57,6 +57,31 @@ def test_benjamini_hochberg_matches_scipy_ignoring_nans(p_values):
     if finite.any():
         expected = scipy_stats.false_discovery_control(p[finite], method="bh")
         np.testing.assert_allclose(adjusted[finite], expected, rtol=1e-12, atol=1e-15)
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed_groups(), st.integers(0, 2**32 - 1), st.sampled_from([None, "bh"]))
+def test_welch_invariant_to_seed_order_and_permutes_with_classes(groups, seed, correction):
+    class_a, overall_a, class_b, overall_b = groups
+    rng = np.random.default_rng(seed)
+    base = welch_class_test(class_a, overall_a, class_b, overall_b, correction=correction)
+    # seed order within each group: a seed's class accuracies travel with its overall accuracy
+    order_a, order_b = rng.permutation(len(overall_a)), rng.permutation(len(overall_b))
+    shuffled = welch_class_test(
+        class_a[order_a], overall_a[order_a], class_b[order_b], overall_b[order_b], correction=correction
+    )
+    np.testing.assert_allclose(shuffled.p_values, base.p_values, rtol=1e-10)
+    np.testing.assert_array_equal(shuffled.significant, base.significant)
+    # permuting the classes permutes every per-class result and leaves the count unchanged
+    mapping = rng.permutation(class_a.shape[1])
+    permuted = welch_class_test(
+        class_a[:, mapping], overall_a, class_b[:, mapping], overall_b, correction=correction
+    )
+    np.testing.assert_allclose(permuted.p_values, base.p_values[mapping], rtol=1e-10)
+    np.testing.assert_allclose(permuted.p_values_bh, base.p_values_bh[mapping], rtol=1e-10)
+    np.testing.assert_allclose(permuted.mean_change, base.mean_change[mapping], rtol=1e-10, atol=1e-15)
+    np.testing.assert_array_equal(permuted.significant, base.significant[mapping])
+    assert permuted.count == base.count
 
 
 def test_benjamini_hochberg_hand_worked():

@@ -3,7 +3,7 @@
 A synthetic sweep is a folder laid out like a real one (``runs/<run_id>/{run.json, predictions.npz, DONE}``
 plus ``representation.npz``) whose predictions were drawn, not trained. It is used by the audit and report
 tests (which assert that the audit finds the planted effects), by ``benchmarks/bench_audit.py`` and as the
-built-in example that the README's first command audits before anything is trained.
+built-in example of the README's prediction-format section (``write_example``), audited without training.
 
 The generative model, per run (role, temperature, seed) and test sample i of class c and groups g:
 

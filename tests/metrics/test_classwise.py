@@ -108,7 +108,7 @@ def scored_labels(draw):
     return y_true, probs
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(scored_labels())
 def test_auroc_matches_sklearn(case):
     y_true, probs = case
@@ -141,7 +141,7 @@ def predicted_labels(draw):
     return y_true, y_pred, n_classes
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(predicted_labels())
 def test_f1_matches_sklearn(case):
     y_true, y_pred, n_classes = case

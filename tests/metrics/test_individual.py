@@ -13,7 +13,7 @@ from kdfair.metrics import consistency, individual_unfairness, knn_graph
 from kdfair.metrics.individual import pca_project
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.integers(10, 400), st.integers(1, 40), st.integers(1, 8), st.integers(0, 2**32 - 1))
 def test_knn_graph_matches_sklearn(n, dim, k, seed):
     k = min(k, n - 1)
@@ -51,7 +51,7 @@ def _aif360_consistency(y_pred, features, k):
     return 1.0 - np.mean(np.abs(y_pred - y_pred[indices].mean(axis=1)))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(st.integers(10, 300), st.integers(2, 8), st.integers(0, 2**32 - 1))
 def test_binary_consistency_matches_aif360(n, k, seed):
     rng = np.random.default_rng(seed)

@@ -49,6 +49,7 @@ def _grouped(function: Callable, **options: Any) -> Callable[[Case], Any]:
 
 
 METRICS: dict[str, MetricSpec] = {
+    # DPD is not zero for a perfect predictor: it then equals the groups' difference in base rates
     "demographic_parity_difference": MetricSpec(_grouped(metrics.demographic_parity_difference), groups=True),
     "equalized_odds_difference": MetricSpec(
         _grouped(metrics.equalized_odds_difference), groups=True, perfect_zero=True
