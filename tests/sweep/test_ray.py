@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,11 @@ def test_ray_executor_matches_serial(reference: tuple[Path, str], tmp_path: Path
         lines.index("[3/3] start ds_s1 (2 runs in lockstep: ds_kd_T1_a0.8_s1 ... ds_kd_T4_a0.8_s1)")
         > finished_teacher
     )
+    # progress without per-epoch bars: unit lines with counts and times, and a bar over units on stderr
+    finished = [line for line in lines if " finished " in line]
+    assert len(finished) == 3 and all(
+        re.fullmatch(r"\[\d/3\] finished \S+ in [\d.]+ s \(\d/3 units done, \d+ s elapsed\)", x)
+        for x in finished
+    )
+    assert "(3/3 units done, " in finished[-1]
+    assert re.search(r"units: 100%\|[^|]*\| 3/3 ", err), err

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sweep_helpers import TINY
 
+from kdfair.sweep import executors
 from kdfair.sweep.config import parse_sweep_config
-from kdfair.sweep.executors import schedule, threads_per_worker
+from kdfair.sweep.executors import run_units, schedule, threads_per_worker
 from kdfair.sweep.expand import Unit, expand
 
 
@@ -38,6 +40,9 @@ class FakeBackend:
                 (unit.run_dir(run_id) / "DONE").write_text("")
             out.append((unit.unit_id, None))
         return out
+
+    def close(self) -> None:
+        pass
 
 
 def _units(tmp_path: Path) -> list[Unit]:
@@ -98,3 +103,38 @@ def test_unknown_dependency_is_an_error(tmp_path: Path) -> None:
 def test_threads_per_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("kdfair.sweep.executors.available_cores", lambda: 16)
     assert [threads_per_worker(n) for n in (1, 2, 3, 16, 32)] == [16, 8, 5, 1, 1]
+
+
+def test_finish_lines_count_done_units_and_the_bar_counts_all(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines: list[str] = []
+    units = _units(tmp_path)
+    units[2].run_dir(units[2].run_ids[0]).mkdir(parents=True)  # nds_s0 done already
+    (units[2].run_dir(units[2].run_ids[0]) / "DONE").write_text("")
+    schedule(units, FakeBackend(batch=2), lines.append, bar=True)
+    finished = [re.fullmatch(r"\[\d/6\] finished (\S+) in [\d.]+ s \((\d)/6 units done, \d+ s elapsed\)", x)
+                for x in lines if " finished " in x]  # fmt: skip
+    assert all(finished) and len(finished) == 5
+    assert [int(m.group(2)) for m in finished] == [1, 2, 4, 5, 6]  # the skipped nds_s0 counts as done (3)
+    err = capsys.readouterr().err
+    assert "units:   0%|" in err and re.search(r"units: 100%\|[^|]*\| 6/6 ", err), err
+
+
+def test_units_bar_only_when_units_train_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[bool] = []
+    monkeypatch.setattr(executors, "schedule", lambda units, backend, log, bar: seen.append(bar) or [])
+    monkeypatch.setattr(executors, "_LocalBackend", lambda *args: FakeBackend())
+    run_units([], executor="local", workers=1, progress=True)  # this process: a bar per epoch instead
+    run_units([], executor="local", workers=2, progress=True)
+    run_units([], executor="local", workers=2, progress=False)
+    assert seen == [False, True, False]
+
+
+def test_worker_backends_print_a_line_per_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[tuple] = []
+    monkeypatch.setattr(executors, "_LocalBackend", lambda *args: made.append(args) or FakeBackend())
+    executors._make_backend("local", 2, None, "cpu", True)
+    executors._make_backend("local", 2, None, "cpu", False)
+    assert made == [(2, "cpu", "lines"), (2, "cpu", False)]
+    assert executors._make_backend("serial", 1, None, None, True).progress is True

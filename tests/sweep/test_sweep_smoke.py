@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,9 @@ def test_rerun_skips_finished_runs_then_audits_and_reports(
     assert stamps == {r: (out / "runs" / r / "predictions.npz").stat().st_mtime_ns for r in RUN_IDS}
 
 
-def test_two_workers_give_the_same_predictions_as_serial(reference: tuple[Path, str], tmp_path: Path) -> None:
+def test_two_workers_give_the_same_predictions_as_serial(
+    reference: tuple[Path, str], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     ref, _ = reference
     config = write_config(tmp_path, merged(TINY, seeds=[0]))
     status, stdout, err = run_cli(
@@ -88,3 +91,18 @@ def test_two_workers_give_the_same_predictions_as_serial(reference: tuple[Path, 
         line.startswith("[1/3] finished teacher_s0")
         for line in lines[: lines.index(next(l for l in lines if l.startswith("[3/3] start")))]
     )
+    # what the user sees without per-epoch bars: unit lines with counts and times, a bar over units,
+    # and one line per epoch from the workers (their stdout is the terminal's)
+    finished = [line for line in lines if " finished " in line]
+    assert len(finished) == 3 and all(
+        re.fullmatch(r"\[\d/3\] finished \S+ in [\d.]+ s \(\d/3 units done, \d+ s elapsed\)", x)
+        for x in finished
+    )
+    assert "(3/3 units done, " in finished[-1]
+    assert re.search(r"units: 100%\|[^|]*\| 3/3 ", err), err
+    workers = capfd.readouterr().out.splitlines()
+    for run in ("teacher_s0", "nds_s0", "ds_kd_T1_a0.8_s0,ds_kd_T4_a0.8_s0"):
+        for epoch in (1, 2):
+            assert any(x.startswith(f"{run} epoch {epoch}/2: loss ") and x.endswith(" s") for x in workers), (
+                run
+            )

@@ -63,13 +63,30 @@ def install() -> None:
 
 
 def ddp_main() -> None:
-    """``torch.distributed.run ... standin.py --ddp RUN.json --sweep-dir DIR`` on the stand-in data."""
+    """``torch.distributed.run ... standin.py --ddp RUN.json --sweep-dir DIR`` on the stand-in data.
+
+    With ``KDFAIR_TEST_RANK_STATES=DIR`` every rank also saves its trained student's parameters as
+    ``DIR/rank<r>.pt`` (rank 0 alone writes the run folder).
+    """
+    import os
+
     import torch
+    import torch.distributed as dist
 
     torch.set_num_threads(1)
     install()
+    from kdfair.train import runner
     from kdfair.train.ddp import main
 
+    states = os.environ.get("KDFAIR_TEST_RANK_STATES")
+    if states:
+        real = runner.finish_run
+
+        def finish_and_save(config, folder, student, *args):  # noqa: ANN001, ANN002, ANN202
+            torch.save(student.model.state_dict(), Path(states) / f"rank{dist.get_rank()}.pt")
+            return real(config, folder, student, *args)
+
+        runner.finish_run = finish_and_save
     raise SystemExit(main(sys.argv[2:]))
 
 

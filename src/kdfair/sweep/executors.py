@@ -8,6 +8,10 @@ failure into a non-zero exit.
 Local workers are spawned processes (``spawn``: safe with torch and CUDA); each sets torch's intra-op threads
 to ``max(1, cores // workers)`` and, on a GPU machine, sees one GPU (worker ``i`` gets GPU ``i mod #GPUs``
 through ``CUDA_VISIBLE_DEVICES``). Ray tasks run the same function on a local Ray instance or a cluster.
+
+Progress: every unit logs a start line and a finish line (``[5/6] finished ds_s0 in 12.3 s (5/6 units done,
+40 s elapsed)``). In this process (one worker) each epoch shows a tqdm bar; worker processes and Ray tasks
+print one line per epoch instead, and the sweep shows an overall bar over units on stderr.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+
+from tqdm.auto import tqdm
 
 from kdfair.errors import ConfigError
 from kdfair.sweep.expand import Unit
@@ -59,8 +65,11 @@ def threads_per_worker(workers: int) -> int:
     return max(1, available_cores() // max(1, workers))
 
 
-def run_unit(unit: Unit, device: str | None, threads: int | None, progress: bool) -> list[str]:
-    """Train one unit with :func:`kdfair.train.runner.execute`; returns its run folders (as strings)."""
+def run_unit(unit: Unit, device: str | None, threads: int | None, progress: bool | str) -> list[str]:
+    """Train one unit with :func:`kdfair.train.runner.execute`; returns its run folders (as strings).
+
+    ``progress``: True (a bar per epoch), ``"lines"`` (a stdout line per epoch) or False.
+    """
     import torch
 
     from kdfair.train.runner import execute
@@ -91,12 +100,16 @@ def run_units(
     progress: bool = True,
     log: Log = print,
 ) -> list[UnitResult]:
-    """Run ``units`` (in plan order) with dependencies; returns one result per unit, in plan order."""
+    """Run ``units`` (in plan order) with dependencies; returns one result per unit, in plan order.
+
+    With ``progress``, units trained in this process show a bar per epoch; with worker processes or Ray,
+    units print a line per epoch and the sweep shows a bar over units (on stderr).
+    """
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
-    backend = _make_backend(executor, workers, address, device, progress and workers == 1)
+    backend = _make_backend(executor, workers, address, device, progress)
     try:
-        return schedule(units, backend, log)
+        return schedule(units, backend, log, bar=progress and not isinstance(backend, _SerialBackend))
     finally:
         backend.close()
 
@@ -107,40 +120,61 @@ def _make_backend(
     if executor == "serial" or (executor == "local" and workers == 1):
         return _SerialBackend(device, progress)
     if executor == "local":
-        return _LocalBackend(workers, device)
+        return _LocalBackend(workers, device, "lines" if progress else False)
     if executor == "ray":
         from kdfair.sweep.ray_backend import RayBackend
 
-        return RayBackend(workers, address, device)
+        return RayBackend(workers, address, device, "lines" if progress else False)
     raise ConfigError(f"unknown executor '{executor}'; valid executors: local, ray, serial")
 
 
-def schedule(units: Sequence[Unit], backend: Backend, log: Log) -> list[UnitResult]:
-    """Run ``units`` on ``backend``, each once its dependencies succeeded; results in plan order."""
+def schedule(units: Sequence[Unit], backend: Backend, log: Log, *, bar: bool = False) -> list[UnitResult]:
+    """Run ``units`` on ``backend``, each once its dependencies succeeded; results in plan order.
+
+    ``bar`` shows a tqdm bar over units on stderr (cleared around each log line).
+    """
     unknown = sorted({d for u in units for d in u.depends_on} - {u.unit_id for u in units})
     if unknown:
         raise ValueError(f"units depend on units not in the plan: {', '.join(unknown)}")
-    return _Scheduler(units, backend, log).run()
+    return _Scheduler(units, backend, log, bar).run()
 
 
 class _Scheduler:
-    def __init__(self, units: Sequence[Unit], backend: Backend, log: Log) -> None:
-        self.units, self.backend, self.log = list(units), backend, log
+    def __init__(self, units: Sequence[Unit], backend: Backend, log: Log, bar: bool = False) -> None:
+        self.units, self.backend, self.printer = list(units), backend, log
         self.position = {u.unit_id: f"[{i}/{len(units)}]" for i, u in enumerate(units, start=1)}
         self.results: dict[str, UnitResult] = {}
         self.running: dict[Any, tuple[Unit, float]] = {}
         self.waiting = list(units)
+        self.started = time.monotonic()
+        self.bar = tqdm(total=len(units), desc="units", unit="unit", disable=not bar, dynamic_ncols=True)
 
     def run(self) -> list[UnitResult]:
-        while self.waiting or self.running:
-            progressed = self._start_ready()
-            if self.running:
-                self._collect()
-            elif self.waiting and not progressed:
-                raise ValueError(
-                    f"dependency cycle among units: {', '.join(u.unit_id for u in self.waiting)}"
-                )
+        try:
+            while self.waiting or self.running:
+                progressed = self._start_ready()
+                if self.running:
+                    self._collect()
+                elif self.waiting and not progressed:
+                    raise ValueError(
+                        f"dependency cycle among units: {', '.join(u.unit_id for u in self.waiting)}"
+                    )
+        finally:
+            self.bar.close()
         return [self.results[u.unit_id] for u in self.units]
+
+    def log(self, line: str) -> None:
+        self.bar.clear()
+        self.printer(line)
+        self.bar.refresh()
+
+    def _record(self, result: UnitResult) -> None:
+        self.results[result.unit_id] = result
+        self.bar.update(1)
+
+    def _done_so_far(self) -> str:
+        done = sum(r.ok for r in self.results.values())
+        return f"{done}/{len(self.units)} units done, {time.monotonic() - self.started:.0f} s elapsed"
 
     def _start_ready(self) -> bool:
         """Start (or skip, or block) every waiting unit whose dependencies have finished."""
@@ -156,10 +190,10 @@ class _Scheduler:
             where = self.position[unit.unit_id]
             failed = [r.unit_id for r in deps if r is not None and not r.ok]
             if failed:
-                self.results[unit.unit_id] = UnitResult(unit.unit_id, "blocked", error=f"{failed[0]} failed")
+                self._record(UnitResult(unit.unit_id, "blocked", error=f"{failed[0]} failed"))
                 self.log(f"{where} not started {unit.unit_id}: {failed[0]}, which it needs, failed")
             elif unit.status() == "done":
-                self.results[unit.unit_id] = UnitResult(unit.unit_id, "skipped")
+                self._record(UnitResult(unit.unit_id, "skipped"))
                 self.log(f"{where} done already: {unit.unit_id}")
             else:
                 self.log(f"{where} start {unit.unit_id} ({_describe(unit)})")
@@ -172,10 +206,10 @@ class _Scheduler:
         for handle, error in self.backend.wait(list(self.running)):
             unit, started = self.running.pop(handle)
             result = _result(unit, time.monotonic() - started, error)
-            self.results[unit.unit_id] = result
+            self._record(result)
             where = self.position[unit.unit_id]
             if result.status == "done":
-                self.log(f"{where} finished {unit.unit_id} in {result.seconds:.1f} s")
+                self.log(f"{where} finished {unit.unit_id} in {result.seconds:.1f} s ({self._done_so_far()})")
             else:
                 unfinished = ", ".join(result.unfinished) or "none"
                 self.log(f"{where} FAILED {unit.unit_id} (unfinished runs: {unfinished}): {result.error}")
@@ -249,10 +283,11 @@ def _worker_environment() -> dict[str, str | None]:
 class _LocalBackend:
     """A pool of ``workers`` spawned processes."""
 
-    def __init__(self, workers: int, device: str | None) -> None:
+    def __init__(self, workers: int, device: str | None, progress: bool | str = False) -> None:
         self.restore = _worker_environment()
         self.capacity = workers
         self.device = device
+        self.progress = progress
         self.threads = threads_per_worker(workers)
         context = mp.get_context("spawn")
         gpus = _gpu_count() if device in (None, "cuda") else 0
@@ -264,7 +299,7 @@ class _LocalBackend:
         )
 
     def submit(self, unit: Unit) -> Future[list[str]]:
-        return self.pool.submit(run_unit, unit, self.device, self.threads, False)
+        return self.pool.submit(run_unit, unit, self.device, self.threads, self.progress)
 
     def wait(self, handles: list[Any]) -> list[tuple[Any, BaseException | None]]:
         done, _ = wait(handles, return_when=FIRST_COMPLETED)

@@ -2,10 +2,12 @@
 
 ``address`` joins a running cluster (``ray.init(address)``, e.g. ``"auto"`` or ``"ray://host:10001"``);
 without it a local instance starts with ``workers`` CPUs and no dashboard. Each task asks for
-``threads_per_worker(workers)`` CPUs (and one GPU with ``--device cuda``, Ray then sets
-``CUDA_VISIBLE_DEVICES``). The scheduler submits a DS unit only after its teacher's task has finished, so
-a failed teacher is reported once and its students are not started. Works offline: the environment
-variables below keep Ray from packaging a uv environment and from reporting usage.
+``threads_per_worker(workers)`` CPUs, and for one GPU only with ``--device cuda`` (Ray then sets
+``CUDA_VISIBLE_DEVICES``); without ``--device cuda`` the tasks train on the CPU, even on GPU nodes, since
+they hold no GPU. Tasks print one line per epoch, which Ray forwards to the driver's console. The
+scheduler submits a DS unit only after its teacher's task has finished, so a failed teacher is reported
+once and its students are not started. Works offline: the environment variables below keep Ray from
+packaging a uv environment and from reporting usage.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ OFFLINE_ENV = {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "RAY_USAGE_STATS_ENABLED": 
 class RayBackend:
     """Submits units as Ray tasks and waits on their ObjectRefs."""
 
-    def __init__(self, workers: int, address: str | None, device: str | None) -> None:
+    def __init__(
+        self, workers: int, address: str | None, device: str | None, progress: bool | str = False
+    ) -> None:
         for key, value in OFFLINE_ENV.items():
             os.environ.setdefault(key, value)
         import ray
@@ -44,10 +48,11 @@ class RayBackend:
         cpus = min(self.threads, cluster_cpus)
         self.capacity = max(1, cluster_cpus // cpus)
         self.remote = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(run_unit)
-        self.device = device
+        self.device = "cuda" if gpus else "cpu"  # a task without a GPU must not pick one up by itself
+        self.progress = progress
 
     def submit(self, unit: Unit) -> Any:
-        return self.remote.remote(unit, self.device, self.threads, False)
+        return self.remote.remote(unit, self.device, self.threads, self.progress)
 
     def wait(self, handles: list[Any]) -> list[tuple[Any, BaseException | None]]:
         ready, _ = self.ray.wait(handles, num_returns=1)

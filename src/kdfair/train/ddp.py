@@ -77,9 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = parse_run_config(json.loads(args.run_config.read_text()), str(args.run_config))
     cuda = torch.cuda.is_available()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if cuda:
+        torch.cuda.set_device(local_rank)  # before init: each nccl rank talks through its own GPU
     dist.init_process_group("nccl" if cuda else "gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
-    device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if cuda else "cpu"
+    device = f"cuda:{local_rank}" if cuda else "cpu"
     from kdfair.train.runner import execute_sharded
 
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -65,15 +66,21 @@ def check_group(runs: list[RunConfig]) -> None:
         )
 
 
+Progress = bool | Literal["lines"]  # True: a tqdm bar per epoch; "lines": a stdout line per epoch; False: off
+
+
 def execute(
-    runs: list[RunConfig], sweep_dir: Path, *, device: str | None = None, progress: bool = True
+    runs: list[RunConfig], sweep_dir: Path, *, device: str | None = None, progress: Progress = True
 ) -> list[Path]:
-    """Train ``runs`` (one unit) into ``sweep_dir/runs/<run_id>``; returns the run folders in input order."""
+    """Train ``runs`` (one unit) into ``sweep_dir/runs/<run_id>``; returns the run folders in input order.
+
+    ``progress``: see :class:`kdfair.train.lockstep.EpochContext` (a bar, one line per epoch, or nothing).
+    """
     return execute_sharded(runs, sweep_dir, device=device, progress=progress, shard=(0, 1))
 
 
 def execute_sharded(
-    runs: list[RunConfig], sweep_dir: Path, *, device: str | None, progress: bool, shard: tuple[int, int]
+    runs: list[RunConfig], sweep_dir: Path, *, device: str | None, progress: Progress, shard: tuple[int, int]
 ) -> list[Path]:
     """:func:`execute` as rank ``shard[0]`` of ``shard[1]`` DDP processes (rank 0 writes the folders)."""
     check_group(runs)
@@ -93,7 +100,7 @@ def _train_unit(
     dataset: Dataset,
     runtime: Runtime,
     sweep_dir: Path,
-    progress: bool,
+    progress: Progress,
     shard: tuple[int, int],
 ) -> None:
     first = pending[0][0]
@@ -138,7 +145,13 @@ def _train_unit(
     needs_cache = any(not s.live_teacher and s.method.needs_teacher for s in students)
     if teacher is not None and teacher.model is not None and needs_cache:
         fingerprint = json.dumps(
-            [teacher.key, first.data.model_dump(), first.train.normalize, runtime.precision]
+            [
+                teacher.key,
+                teacher.weights_sha256,
+                first.data.model_dump(),
+                first.train.normalize,
+                runtime.precision,
+            ]
         )
         fill_cache(teacher, plain, runtime, sweep_dir / "cache", first.train.eval_batch_size, fingerprint)
     ctx = EpochContext(
@@ -148,7 +161,7 @@ def _train_unit(
         teacher=teacher,
         runtime=runtime,
         augment_seed=first.seed,
-        progress=progress and shard[0] == 0,
+        progress=progress if shard[0] == 0 else False,
         shard=shard,
     )
     if shard[1] > 1:

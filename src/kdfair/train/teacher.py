@@ -3,7 +3,9 @@
 A live teacher runs in eval mode without gradients, once per batch for all students of a lockstep group
 (``forward_all``: logits, penultimate features, stage maps). Without augmentation its outputs are computed
 once for the whole train split and cached in memory and in ``<sweep>/cache/teacher_<key>.npz``
-(PERF-NOTES §3).
+(PERF-NOTES §3). The cache is valid only for the same weights: its fingerprint holds the sha256 of the
+teacher's weights file (a run's checkpoint.pt or the checkpoint file), so a file changed in place, even at
+the same path, is recomputed.
 An outputs file (``sample_id`` and ``logits`` and/or ``features``) is aligned to the train split by sample id.
 """
 
@@ -52,6 +54,7 @@ class Teacher:
     key: str  # names the cache file and run.json's settings.teacher
     description: str
     model: KDModel | None = None
+    weights_sha256: str | None = None  # content of the live teacher's weights file (cache fingerprint)
     cached: dict[str, torch.Tensor] = field(default_factory=dict)  # "logits"/"features": (N_train, ...)
     forwards: int = 0  # live batch forwards done (tests count them)
 
@@ -101,22 +104,28 @@ def resolve_teacher(source: TeacherSource, sweep_dir: Path, dataset: Dataset, ru
         if not (folder / "DONE").exists():
             raise ConfigError(f"teacher run '{source.run_id}' is not finished: no DONE in {folder}")
         teacher_config = parse_run_config(json.loads((folder / "config.json").read_text()), str(folder))
+        weights = folder / "checkpoint.pt"
         model = build_network(teacher_config.model, dataset, pretrained=False)
-        load_pretrained(model, folder / "checkpoint.pt")
+        load_pretrained(model, weights)
         key, description = str(source.run_id), f"run {source.run_id} ({teacher_config.model.name})"
     else:
         assert source.model is not None and source.path is not None
+        weights = Path(source.path)
         model = build_network(source.model, dataset, pretrained=False)
-        load_pretrained(model, source.path)
-        digest = hashlib.sha1(
-            f"{Path(source.path).resolve()}|{source.model.model_dump_json()}".encode()
-        ).hexdigest()
+        load_pretrained(model, weights)
+        digest = hashlib.sha1(f"{weights.resolve()}|{source.model.model_dump_json()}".encode()).hexdigest()
         key, description = f"ckpt_{digest[:12]}", f"checkpoint {source.path} ({source.model.name})"
     model = model.to(runtime.device)
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.eval().requires_grad_(False)
-    return Teacher(key=key, description=description, model=model)
+    return Teacher(key=key, description=description, model=model, weights_sha256=file_sha256(weights))
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of the file's bytes (about 1 GB/s: a fraction of a second for a ResNet-50 checkpoint)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _from_outputs(path: Path, dataset: Dataset, runtime: Runtime) -> Teacher:
@@ -166,7 +175,8 @@ def fill_cache(
     """Compute (or load) the teacher's logits and features for every train sample, unaugmented.
 
     Stored in memory and in ``cache_dir/teacher_<key>.npz`` (atomic) with ``sample_id`` and a ``fingerprint``
-    of what produced them (teacher, data, precision); a file with another fingerprint is recomputed.
+    of what produced them (teacher key and weights sha256, data, normalisation, precision); a file with
+    another fingerprint is recomputed.
     """
     if teacher.cached:
         return

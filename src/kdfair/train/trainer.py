@@ -111,8 +111,8 @@ def build_student(
     method = build_method(config.method, config.method_options, context).to(runtime.device)
     if method.needs_teacher and config.role == "ds" and teacher is None:
         raise ConfigError(f"run {config.run_id}: method '{config.method}' needs a teacher")
-    if method.needs_teacher_maps and teacher is not None and teacher.model is None:
-        raise ConfigError(f"run {config.run_id}: method '{config.method}' needs a live teacher, not outputs")
+    if method.needs_teacher and teacher is not None and teacher.model is None:
+        _check_outputs_teacher(config, method, teacher)
     own = {id(p) for p in method.own_parameters()}
     params = [p for p in [*model.parameters(), *method.parameters()] if p.requires_grad and id(p) not in own]
     optimizer = make_optimizer(config.train, _unique(params))
@@ -144,6 +144,19 @@ def build_student(
     if checkpoint is not None:
         student.restore(checkpoint)
     return student
+
+
+def _check_outputs_teacher(config: RunConfig, method: Method, teacher: Teacher) -> None:
+    """A black-box teacher (outputs file) must hold what the method reads: no stage maps, ever."""
+    what = f"run {config.run_id}: method '{config.method}' needs"
+    if method.needs_teacher_maps:
+        raise ConfigError(f"{what} a live teacher, not outputs")
+    for name, needed in (
+        ("logits", method.needs_teacher_logits),
+        ("features", method.needs_teacher_features),
+    ):
+        if needed and name not in teacher.cached:
+            raise ConfigError(f"{what} the teacher's {name}, which {teacher.description} does not have")
 
 
 def _unique(params: list[nn.Parameter]) -> list[nn.Parameter]:

@@ -1,0 +1,134 @@
+"""Teacher sources beyond a sweep run: the output cache follows the weights' content, a features-only
+black-box teacher drives a feature method, and every run folder records its environment."""
+
+from __future__ import annotations
+
+import csv
+import importlib.metadata as md
+import json
+import os
+import platform
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from standin import make_dataset
+from train_helpers import run_config
+
+import kdfair
+from kdfair.errors import ConfigError
+from kdfair.predictions import load_predictions, read_run_meta
+from kdfair.train.runner import execute
+from kdfair.train.teacher import Teacher
+
+
+def _predictions(folder: Path) -> bytes:
+    with np.load(folder / "predictions.npz") as npz:
+        return npz["logits"].tobytes()
+
+
+@pytest.fixture
+def live_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Batch sizes of every live teacher forward."""
+    calls: list[int] = []
+    real = Teacher.live
+
+    def counting(self: Teacher, inputs: torch.Tensor, runtime):  # noqa: ANN001, ANN202
+        calls.append(len(inputs))
+        return real(self, inputs, runtime)
+
+    monkeypatch.setattr(Teacher, "live", counting)
+    return calls
+
+
+def test_checkpoint_changed_in_place_invalidates_the_teacher_cache(
+    sweep: Path, tmp_path: Path, live_calls: list[int]
+) -> None:
+    weights = tmp_path / "teacher.pt"
+    state = torch.load(sweep / "runs" / "teacher_s0" / "checkpoint.pt", weights_only=False)["model"]
+    torch.save({k: v.clone() for k, v in state.items()}, weights)
+    teacher = {"kind": "checkpoint", "path": str(weights), "model": {"name": "lenet5"}}
+
+    def run(run_id: str, where: Path = sweep) -> Path:
+        config = run_config(run_id, teacher=teacher, train={"augment": False})
+        return execute([config], where, device="cpu", progress=False)[0]
+
+    first = run("ds_a")
+    assert live_calls == [96]  # one pass over the 96 train images fills the cache
+    (cache,) = (sweep / "cache").glob("teacher_ckpt_*.npz")
+    again = run("ds_b")
+    assert live_calls == [96] and _predictions(again) == _predictions(first)  # same content: reused
+
+    stat = weights.stat()
+    torch.save({k: v * 0.5 for k, v in state.items()}, weights)  # new weights, same path and size...
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # ...and the same mtime
+    assert weights.stat().st_size == stat.st_size
+    changed = run("ds_c")
+    assert live_calls == [96, 96]  # recomputed
+    assert _predictions(changed) != _predictions(first)
+    with_new = run("ds_d")
+    assert live_calls == [96, 96] and _predictions(with_new) == _predictions(changed)  # new cache reused
+    run("ds_e", tmp_path / "fresh")  # the new weights' outputs, computed from scratch in another sweep
+    (fresh,) = (tmp_path / "fresh" / "cache").glob("teacher_ckpt_*.npz")
+    with np.load(cache) as updated, np.load(fresh) as expected:
+        assert updated["logits"].shape == (96, 3)
+        assert np.array_equal(updated["logits"], expected["logits"])
+        assert np.array_equal(updated["features"], expected["features"])
+
+
+def test_retrained_teacher_run_invalidates_the_teacher_cache(sweep: Path, live_calls: list[int]) -> None:
+    execute([run_config("ds_a", train={"augment": False})], sweep, device="cpu", progress=False)
+    assert live_calls == [96]
+    path = sweep / "runs" / "teacher_s0" / "checkpoint.pt"
+    checkpoint = torch.load(path, weights_only=False)
+    checkpoint["model"] = {k: v * 0.5 for k, v in checkpoint["model"].items()}
+    torch.save(checkpoint, path)
+    execute([run_config("ds_b", train={"augment": False})], sweep, device="cpu", progress=False)
+    assert live_calls == [96, 96]
+
+
+def test_features_only_outputs_teacher_trains_a_feature_method(sweep: Path, tmp_path: Path) -> None:
+    train_ids = make_dataset().split("train").sample_ids
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(len(train_ids), 10)).astype(np.float32)  # width 10: a learned map to 84
+    order = rng.permutation(len(train_ids))
+    np.savez(tmp_path / "foundation.npz", sample_id=train_ids[order], features=features[order])
+    config = run_config(
+        "ds_fkd_T4_a0.8_s0",
+        method="fkd",
+        teacher={"kind": "outputs", "path": str(tmp_path / "foundation.npz")},
+    )
+    (folder,) = execute([config], sweep, device="cpu", progress=False)
+    assert (folder / "DONE").is_file()
+    meta = read_run_meta(folder)
+    assert meta.method == "fkd" and meta.settings["teacher"] == f"outputs {tmp_path / 'foundation.npz'}"
+    with open(folder / "epochs.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    feature_loss = [float(r["train_feature"]) for r in rows]
+    assert len(feature_loss) == 2 and all(np.isfinite(feature_loss)) and min(feature_loss) > 0
+    pred = load_predictions(folder)
+    assert pred.probs.shape == (40, 3) and np.isfinite(pred.features).all()
+    logits_method = run_config("ds_kd_T4_a0.8_s0", teacher=config.teacher.model_dump())
+    with pytest.raises(
+        ConfigError, match="method 'kd' needs the teacher's logits, which outputs .*foundation"
+    ):
+        execute([logits_method], sweep, device="cpu", progress=False)  # before any training step
+    assert not (sweep / "runs" / "ds_kd_T4_a0.8_s0" / "checkpoint.pt").exists()
+
+
+def test_run_folder_environment(sweep: Path) -> None:
+    (folder,) = execute([run_config("nds_s0", role="nds")], sweep, device="cpu", progress=False)
+    env = json.loads((folder / "environment.json").read_text())
+    assert env["device"] == "cpu" and env["python"] == platform.python_version()
+    for package in ("kdfair", "torch", "numpy", "scipy"):
+        assert env["versions"][package] == md.version(package)
+    git = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=Path(kdfair.__file__).parent, capture_output=True, text=True
+    )
+    expected = git.stdout.strip() if git.returncode == 0 else None
+    assert env["git_revision"] == expected
+    if expected is not None:
+        assert re.fullmatch(r"[0-9a-f]{40}", env["git_revision"])
