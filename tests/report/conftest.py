@@ -1,10 +1,12 @@
-"""Shared fixtures: one small synthetic audit with hand-set values, reported once per session."""
+"""Shared fixtures: a small synthetic audit with hand-set values, reported once per session, and a small
+sweep in the prediction format for tests that run the real audit engine."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from report_sweep import make_real_sweep
 from report_synthetic import SyntheticAudit, write_synthetic_audit
 
 from kdfair.report import build_report
@@ -31,3 +33,9 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[SyntheticAudit, Pat
     audit = write_synthetic_audit(root / "audit", overrides=OVERRIDES, warnings=WARNINGS)
     index = build_report(root / "audit", root / "report")
     return audit, index
+
+
+@pytest.fixture(scope="session")
+def real_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pristine sweep (report_sweep.make_real_sweep); copy it (``copy_sweep``) before auditing into it."""
+    return make_real_sweep(tmp_path_factory.mktemp("real_sweep") / "sweep")

@@ -2,10 +2,10 @@
 and ``benchmarks/bench_report.py``.
 
 Per-seed metric values are drawn at random (or set through ``overrides``) and returned, so a test
-can recompute
-every table cell independently. ``summary.csv`` holds their mean and std (ddof = 1); class tests
-are real Welch
-tests on the written normalised class accuracies; counts and BH follow from them.
+can recompute every table cell independently. ``summary.csv`` holds their mean and std (ddof = 1); class
+tests are real Welch tests on the written normalised class accuracies; counts and BH follow from them.
+audit.json's ``conditions`` and ``settings`` (data set, models by condition, common and per-condition run
+settings) are made by the audit engine's own functions from the runs' ``run.json`` contents.
 """
 
 from __future__ import annotations
@@ -17,6 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from kdfair.audit.conditions import group_conditions
+from kdfair.audit.tables import collect_settings
+from kdfair.predictions import RunMeta
+from kdfair.synthetic import run_id
 
 PLAIN_METRICS = ("accuracy", "auroc", "f1", "individual_unfairness", "consistency")
 ATTRIBUTE_METRICS = ("dpd", "eod", "deo_mean", "deo_max")
@@ -32,29 +37,33 @@ class SyntheticAudit:
     counts: pd.DataFrame | None = None
 
 
-def _conditions(temperatures, methods, alphas, seeds) -> list[dict]:
-    base = {"method": "ce", "temperature": None, "alpha": None, "seeds": list(seeds)}
-    out = [
-        dict(base, id="teacher", role="teacher", label="Teacher"),
-        dict(base, id="nds", role="nds", label="NDS"),
-    ]
-    for method in methods:
-        for alpha in alphas:
-            for t in temperatures:
-                out.append(
-                    {
-                        "id": f"ds_{method}_T{t:g}_a{alpha:g}",
-                        "role": "ds",
-                        "method": method,
-                        "temperature": float(t),
-                        "alpha": float(alpha),
-                        "label": f"DS {method} T={t:g} a={alpha:g}",
-                        "seeds": list(seeds),
-                    }
-                )
-    for cond in out:
-        cond["run_dirs"] = [f"runs/{cond['id']}_s{s}" for s in seeds]
-    return out
+TEACHER_MODEL, STUDENT_MODEL, DATASET, EPOCHS, DEVICE = "resnet56", "resnet20", "cifar10", 3, "cpu"
+
+
+def _run_metas(temperatures, methods, alphas, seeds) -> list[tuple[Path, RunMeta]]:
+    """The run.json of every run the audit would have read (teacher, NDS, DS per method x alpha x T)."""
+    common = {"epochs": EPOCHS, "device": DEVICE, "batch_size": 128, "precision": "fp32"}
+    runs = []
+    for seed in seeds:
+        specs = [dict(role="teacher", model=TEACHER_MODEL), dict(role="nds", model=STUDENT_MODEL)]
+        specs += [
+            dict(role="ds", model=STUDENT_MODEL, method=m, temperature=float(t), alpha=float(a))
+            for m in methods
+            for a in alphas
+            for t in temperatures
+        ]
+        for spec in specs:
+            lr = 0.1 if spec["role"] == "teacher" else 0.05
+            meta = RunMeta(seed=seed, dataset=DATASET, settings={**common, "lr": lr}, **spec)
+            name = run_id(meta.role, seed, str(meta.method), meta.temperature, meta.alpha or 0.0)
+            runs.append((Path("runs") / name, meta))
+    return runs
+
+
+def _conditions(temperatures, methods, alphas, seeds) -> tuple[list[dict], dict]:
+    """audit.json's ``conditions`` and ``settings``, made by the audit engine's own functions."""
+    conditions = group_conditions(_run_metas(temperatures, methods, alphas, seeds))
+    return [c.describe() for c in conditions], collect_settings(conditions)
 
 
 def _metric_values(conditions, seeds, attributes, rng, overrides) -> dict[Key, list[float]]:
@@ -192,7 +201,7 @@ def write_synthetic_audit(
     attributes = {"color": ["red", "blue"]} if attributes is None else attributes
     path.mkdir(parents=True, exist_ok=True)
     (path / "disagreement").mkdir(exist_ok=True)
-    conditions = _conditions(temperatures, methods, alphas, seeds)
+    conditions, real_settings = _conditions(temperatures, methods, alphas, seeds)
     values = _metric_values(conditions, seeds, attributes, rng, overrides)
     run_metrics, summary = _long_tables(conditions, seeds, values)
     run_metrics.to_csv(path / "run_metrics.csv", index=False)
@@ -228,9 +237,7 @@ def write_synthetic_audit(
         "level": level,
         "n_seeds": {c["id"]: len(seeds) for c in conditions},
         "conditions": conditions,
-        "settings": settings
-        if settings is not None
-        else {"teacher_model": "resnet56", "student_model": "resnet20", "dataset": "cifar10", "epochs": 3},
+        "settings": settings if settings is not None else real_settings,
         "individual_fairness": {"representation": "input", "k": 5},
         "warnings": warnings if warnings is not None else ["class 7: Welch test undefined (zero variance)"],
     }

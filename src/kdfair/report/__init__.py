@@ -12,38 +12,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kdfair.errors import KdfairError
 from kdfair.io import write_text_atomic
 from kdfair.report.figures import TOP_K_CLASSES, build_figures
 from kdfair.report.html import render_page
-from kdfair.report.load import AUDIT_JSON, AuditData, load_audit
+from kdfair.report.load import AuditData, load_audit
+from kdfair.report.source import Log, resolve_audit_dir
 from kdfair.report.tables_bird import build_tables
 from kdfair.report.tabular import Table, to_csv, to_latex, to_markdown
 
 __all__ = ["build_report", "load_audit", "resolve_audit_dir", "write_tables"]
-
-
-def resolve_audit_dir(audit_or_runs_dir: str | Path) -> Path:
-    """The audit folder to report: the folder itself when it holds ``audit.json``; for a runs folder (run
-    folders with ``run.json`` below it) run the audit first into ``<runs_dir>/audit`` and return that."""
-    root = Path(audit_or_runs_dir)
-    if (root / AUDIT_JSON).is_file():
-        return root
-    if not root.is_dir():
-        raise KdfairError(f"{root}: no such folder")
-    if not any(root.rglob("run.json")):
-        raise KdfairError(
-            f"{root}: neither an audit folder (no {AUDIT_JSON}) nor a runs folder (no run.json)"
-        )
-    try:
-        from kdfair.audit.engine import audit_runs, write_audit
-    except ImportError as exc:  # the audit engine is a separate module
-        raise KdfairError(
-            f"{root}: a runs folder needs the audit engine (kdfair.audit.engine): {exc}"
-        ) from exc
-    audit_dir = root / "audit"
-    write_audit(audit_runs(root), audit_dir)
-    return audit_dir
 
 
 def write_tables(tables: list[Table], out_dir: Path, omitted: list[str]) -> None:
@@ -58,15 +35,22 @@ def write_tables(tables: list[Table], out_dir: Path, omitted: list[str]) -> None
 
 
 def build_report(
-    audit_or_runs_dir: str | Path, out_dir: str | Path, *, top_k: int = TOP_K_CLASSES, figures: bool = True
+    audit_or_runs_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    top_k: int = TOP_K_CLASSES,
+    figures: bool = True,
+    log: Log | None = None,
 ) -> Path:
-    """Render the report of an audit folder (or of a runs folder, audited first) into ``out_dir``.
+    """Render the report of an audit folder, or of a runs folder, into ``out_dir``.
 
-    Writes tables (Markdown, LaTeX, CSV), figures (PNG, SVG) and ``index.html``; returns the path of
-    ``index.html``. ``top_k``: how many classes the class-wise figure shows when there are more (SPEC §8).
+    A runs folder's ``<runs_dir>/audit`` is reused when up to date, else (re)written first
+    (:mod:`kdfair.report.source`); ``log`` gets one line saying which (default: stderr). Writes tables
+    (Markdown, LaTeX, CSV), figures (PNG, SVG) and ``index.html``; returns the path of ``index.html``.
+    ``top_k``: how many classes the class-wise figure shows when there are more (SPEC §8).
     ``figures=False`` skips the figures (tables and page only, fast).
     """
-    audit: AuditData = load_audit(resolve_audit_dir(audit_or_runs_dir))
+    audit: AuditData = load_audit(resolve_audit_dir(audit_or_runs_dir, log))
     out = Path(out_dir)
     tables, omitted_tables = build_tables(audit)
     write_tables(tables, out, omitted_tables)

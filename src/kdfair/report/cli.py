@@ -1,4 +1,4 @@
-"""``kdfair report AUDIT_OR_RUNS_DIR --out DIR``: tables, figures and one HTML page, from files only."""
+"""``kdfair report AUDIT_OR_RUNS_DIR [--out DIR]``: tables, figures and one HTML page, from files only."""
 
 from __future__ import annotations
 
@@ -13,16 +13,25 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``report`` command to the ``kdfair`` dispatcher."""
     parser = subparsers.add_parser(
         "report",
-        help="render tables, figures and an HTML page from an audit folder",
+        help="render tables, figures and an HTML page from an audit folder or a runs folder",
         description="Render the papers' tables (Markdown, LaTeX, CSV), figures (PNG, SVG) and one "
-        "self-contained index.html from an audit folder. Given a runs folder, audit it first into "
-        "<runs_dir>/audit.",
+        "self-contained index.html from an audit folder (the output of `kdfair audit`). Given a runs folder "
+        "instead, the report uses <runs_dir>/audit: reused as it is when it is up to date with the runs "
+        "(so options such as `kdfair audit --level` are kept); written with `kdfair audit`'s defaults when "
+        "absent; audited again with the options recorded in it when runs were added or changed. One line "
+        "on stderr says which audit was used.",
     )
-    parser.add_argument("audit_dir", type=Path, metavar="AUDIT_OR_RUNS_DIR")
+    parser.add_argument(
+        "audit_dir",
+        type=Path,
+        metavar="AUDIT_OR_RUNS_DIR",
+        help="an audit folder (holds audit.json) or a runs folder (run folders with run.json below it)",
+    )
     parser.add_argument(
         "--out",
         type=Path,
         default=None,
+        metavar="DIR",
         help="output folder (default: report/ beside the audit folder, or inside the runs folder)",
     )
     parser.add_argument(

@@ -39,7 +39,8 @@ def _mean_std(audit: AuditData, conds: list[Condition], metric: str, attribute: 
 def metric_vs_temperature(
     ax: Any, audit: AuditData, metric: str, attribute: str, scale: float, ylabel: str
 ) -> bool:
-    """Plot ``metric`` (mean ± std over seeds) against T with teacher/NDS references; False if no data."""
+    """Plot ``metric`` (mean ± std over seeds) against T with teacher/NDS references; False when no DS
+    condition has the metric (a plot against temperature needs DS runs)."""
     series = ds_series(audit)
     drawn = False
     for index, (label, conds) in enumerate(series):
@@ -51,11 +52,10 @@ def metric_vs_temperature(
         drawn = True
     for role, style, name in (("teacher", TEACHER_STYLE, "Teacher"), ("nds", NDS_STYLE, "NDS")):
         found = [audit.stat(c.id, metric, attribute) for c in audit.by_role(role)]
-        if found and found[0] is not None:
+        if drawn and found and found[0] is not None:
             mean, std = found[0][0] * scale, np.nan_to_num(found[0][1] * scale)
             ax.axhline(mean, color=style["color"], linestyle=style["linestyle"], label=f"{name} (reference)")
             ax.axhspan(mean - std, mean + std, color=style["color"], alpha=0.08)
-            drawn = True
     if drawn:
         _temperature_axis(ax, [c.temperature for _, conds in series for c in conds])
         ax.set_ylabel(ylabel)
@@ -63,19 +63,24 @@ def metric_vs_temperature(
     return drawn
 
 
-def fig_significance(audit: AuditData, out_dir: Path) -> Figure | None:
-    """Paper 002 Figure 3: #SC and #TC (raw and BH) and test accuracy against temperature."""
+COUNT_STYLES = {"sc": ("#0072B2", "o", "#SC (NDS vs DS)"), "tc": ("#E69F00", "s", "#TC (teacher vs DS)")}
+
+
+def _counts_by_condition(audit: AuditData) -> tuple[dict[str, Any], list[str]]:
+    """significance_counts.csv rows by condition id, and the count keys (``sc``, ``tc``) it defines: #SC is
+    undefined (empty) without NDS runs, #TC without teacher runs."""
     counts = audit.table("significance_counts")
-    series = ds_series(audit)
-    if counts is None or not series:
-        return None
-    by_cond = {str(r["condition"]): r for _, r in counts.iterrows()}
-    fig, axes = new_figure(2, 1, width=11, height=4.2)
-    ax = axes[0, 0]
-    styles = {"sc": ("#0072B2", "o", "#SC (NDS vs DS)"), "tc": ("#E69F00", "s", "#TC (teacher vs DS)")}
+    if counts is None:
+        return {}, []
+    keys = [k for k in COUNT_STYLES if k in counts.columns and counts[k].notna().any()]
+    return {str(r["condition"]): r for _, r in counts.iterrows()}, keys
+
+
+def _plot_counts(ax: Any, audit: AuditData, series: list, by_cond: dict[str, Any], keys: list[str]) -> None:
     for label, conds in series:
         temps = [c.temperature for c in conds]
-        for key, (color, marker, name) in styles.items():
+        for key in keys:
+            color, marker, name = COUNT_STYLES[key]
             for suffix, linestyle, tag in (("", "-", "raw"), ("_bh", "--", "BH")):
                 values = [float(by_cond[c.id][key + suffix]) if c.id in by_cond else np.nan for c in conds]
                 prefix = "" if len(series) == 1 else f"{label}: "
@@ -92,20 +97,49 @@ def fig_significance(audit: AuditData, out_dir: Path) -> Figure | None:
     ax.set_ylabel(f"significantly affected classes (of {audit.n_classes})")
     ax.set_title(f"(a) affected classes, p ≤ {audit.level:g}")
     ax.legend(loc="best")
-    metric_vs_temperature(axes[0, 1], audit, "accuracy", "", 100.0, "test accuracy (%)")
-    axes[0, 1].set_title("(b) test accuracy")
+
+
+def fig_significance(audit: AuditData, out_dir: Path) -> Figure | None:
+    """Paper 002 Figure 3: #SC and #TC (raw and BH) and test accuracy against temperature.
+
+    Only the counts the audit defines are drawn (no #SC without NDS runs, no #TC without teacher runs); with
+    neither, the figure shows the accuracy panel alone.
+    """
+    series = ds_series(audit)
+    if not series:
+        return None
+    by_cond, keys = _counts_by_condition(audit)
+    fig, axes = new_figure(2 if keys else 1, 1, width=11 if keys else 6, height=4.2)
+    if keys:
+        _plot_counts(axes[0, 0], audit, series, by_cond, keys)
+    accuracy_ax = axes[0, -1]
+    metric_vs_temperature(accuracy_ax, audit, "accuracy", "", 100.0, "test accuracy (%)")
+    accuracy_ax.set_title("(b) test accuracy" if keys else "test accuracy")
     png, svg = save_figure(fig, out_dir, "fig3_significance_vs_temperature")
+    missing = [
+        f"no {who} runs, so {name} is not shown"
+        for key, who, name in (("sc", "NDS", "#SC"), ("tc", "teacher", "#TC"))
+        if key not in keys
+    ]
+    left = (
+        "Left: how many classes change significantly when distilling at each temperature, compared with "
+        + " and ".join(
+            {"sc": "the student trained from scratch (#SC)", "tc": "the teacher (#TC)"}[k] for k in keys
+        )
+        + "; solid lines count raw p-values, dashed lines after Benjamini-Hochberg correction. Right: "
+        if keys
+        else ""
+    )
+    note = f" The audit has {' and '.join(missing)}." if missing else ""
     return Figure(
         name="fig3_significance_vs_temperature",
         title="Figure 3: Temperature vs affected classes and accuracy",
-        caption="Left: how many classes change significantly when distilling at each temperature, "
-        "compared with "
-        "the student trained from scratch (#SC) and with the teacher (#TC); solid lines count raw p-values, "
-        "dashed lines after Benjamini-Hochberg correction. Right: the distilled student's test "
-        "accuracy, with "
-        "the teacher and the non-distilled student as horizontal references.",
+        caption=f"{left}{'the' if keys else 'The'} distilled student's test accuracy (mean ± std over "
+        f"seeds), with the teacher and the non-distilled student, where present, as horizontal "
+        f"references.{note}",
         png=png,
         svg=svg,
+        meta={"counts": keys},
     )
 
 

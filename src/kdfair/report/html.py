@@ -13,6 +13,7 @@ from typing import Any
 
 from kdfair.report.figstyle import Figure
 from kdfair.report.load import AuditData
+from kdfair.report.tables import model_names
 from kdfair.report.tabular import Table, cell_text
 
 CSS = """
@@ -25,7 +26,7 @@ header h1 { margin: 0 0 .3rem; font-size: 1.6rem; }
 header p { margin: 0; color: var(--muted); }
 nav { padding: .6rem 2rem; border-bottom: 1px solid var(--line); font-size: .9rem; }
 nav a { color: var(--accent); margin-right: 1rem; text-decoration: none; }
-main { max-width: 1300px; margin: 0 auto; padding: 1rem 2rem 3rem; }
+main { max-width: 1400px; margin: 0 auto; padding: 1rem 2rem 3rem; }
 h2 { border-bottom: 2px solid var(--accent); padding-bottom: .2rem; margin-top: 2.2rem; }
 section.table, figure { margin: 1.4rem 0 2rem; }
 .caption { color: var(--muted); margin: .2rem 0 .6rem; }
@@ -63,8 +64,76 @@ def _value_html(value: Any) -> str:
     return f"<details><summary>{_e(text[:80])} &hellip;</summary><pre>{_e(pretty)}</pre></details>"
 
 
+FIRST_SETTINGS = ("epochs", "device")  # shown first among the settings shared by every run
+SETTINGS_KEYS = ("dataset", "models", "common", "by_condition")  # audit.json "settings" (kdfair audit)
+
+
+def models_text(audit: AuditData, models: dict[str, Any]) -> str:
+    """Which model each role used, e.g. ``resnet20 (Teacher); lenet5 (NDS, 10 DS conditions)``."""
+    by_model: dict[str, list[str]] = {}
+    for cond in audit.conditions:
+        if models.get(cond.id):
+            by_model.setdefault(str(models[cond.id]), []).append(cond.role)
+    parts = []
+    for model, roles in by_model.items():
+        n_ds = roles.count("ds")
+        who = [{"teacher": "Teacher", "nds": "NDS"}.get(r, r) for r in dict.fromkeys(roles) if r != "ds"]
+        who += [f"{n_ds} DS condition{'s' if n_ds > 1 else ''}"] if n_ds else []
+        parts.append(f"{model} ({', '.join(who)})")
+    return "; ".join(parts)
+
+
+def _varying_html(audit: AuditData, by_condition: dict[str, Any], keys: list[str]) -> str:
+    """The run settings that differ between conditions, one row per condition, folded."""
+    head = "".join(f"<th>{_e(k)}</th>" for k in keys)
+    rows = "".join(
+        f"<tr><td>{_e(c.label)}</td>"
+        + "".join(f"<td>{_value_html((by_condition.get(c.id) or {}).get(k, '-'))}</td>" for k in keys)
+        + "</tr>"
+        for c in audit.conditions
+    )
+    return (
+        f'<details><summary>{_e(", ".join(keys))}</summary><div class="scroll"><table class="data">'
+        f"<thead><tr><th>condition</th>{head}</tr></thead><tbody>{rows}</tbody></table></div></details>"
+    )
+
+
+def run_settings(audit: AuditData) -> list[tuple[str, str]]:
+    """(name, value HTML) rows of audit.json ``settings`` in the shape ``kdfair audit`` writes: ``dataset``,
+    ``models`` by condition id, ``common`` run settings, ``by_condition`` run settings; other keys as is."""
+    settings = audit.meta.get("settings") or {}
+    rows: list[tuple[str, str]] = []
+    if settings.get("dataset") is not None:
+        rows.append(("data set", _value_html(settings["dataset"])))
+    if isinstance(settings.get("models"), dict) and settings["models"]:
+        rows.append(("models", _e(models_text(audit, settings["models"]))))
+    common = settings.get("common") if isinstance(settings.get("common"), dict) else {}
+    order = [k for k in FIRST_SETTINGS if k in common] + [k for k in common if k not in FIRST_SETTINGS]
+    rows += [(k, _value_html(common[k])) for k in order]
+    by_condition = settings.get("by_condition") if isinstance(settings.get("by_condition"), dict) else {}
+    varying = list(dict.fromkeys(k for s in by_condition.values() for k in s if k not in common))
+    if varying:
+        rows.append(("settings per condition", _varying_html(audit, by_condition, varying)))
+    rows += [(k, _value_html(v)) for k, v in settings.items() if k not in SETTINGS_KEYS]
+    return rows
+
+
+def subtitle(audit: AuditData) -> str:
+    """The page's one-line summary: data set, teacher -> student, epochs, device."""
+    settings = audit.meta.get("settings") or {}
+    common = settings.get("common") if isinstance(settings.get("common"), dict) else {}
+    teacher, student = model_names(audit)
+    parts = [str(settings["dataset"])] if isinstance(settings.get("dataset"), str) else []
+    if isinstance(settings.get("models"), dict) and settings["models"]:
+        models = [m for m, role in ((teacher, "teacher"), (student, "")) if role == "" or audit.by_role(role)]
+        parts.append(" → ".join(models))
+    parts += [f"{common['epochs']} epochs"] if "epochs" in common else []
+    parts += [str(common["device"])] if "device" in common else []
+    return " · ".join(parts)
+
+
 def settings_html(audit: AuditData) -> str:
-    """The run settings (audit.json ``settings``, data, seeds, conditions) as key-value tables."""
+    """The run settings (data, models, epochs, device, ...), the audit's own settings and the conditions."""
     meta = audit.meta
     overview = {
         "audit folder": str(audit.root),
@@ -79,8 +148,8 @@ def settings_html(audit: AuditData) -> str:
         "individual fairness": meta.get("individual_fairness", {}),
         "kdfair version": meta.get("kdfair_version", ""),
     }
-    items = list(overview.items()) + list((meta.get("settings") or {}).items())
-    rows = [f"<tr><th>{_e(k)}</th><td>{_value_html(v)}</td></tr>" for k, v in items]
+    items = run_settings(audit) + [(k, _value_html(v)) for k, v in overview.items()]
+    rows = [f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in items]
     conds = "".join(
         f"<tr><td>{_e(c.label)}</td><td>{_e(c.id)}</td><td>{_e(c.method)}</td>"
         f'<td class="num">{_e(f"{c.temperature:g}" if c.temperature is not None else "-")}</td>'
@@ -133,10 +202,13 @@ def render_page(audit: AuditData, tables: list[Table], figures: list[Figure], om
         if warnings
         else "<p>The audit raised no warnings.</p>"
     )
-    omitted_html = "<ul>" + "".join(f"<li>{_e(o)}</li>" for o in omitted) + "</ul>" if omitted else ""
+    omitted_html = (
+        "<h3>Left out of this report</h3><ul>" + "".join(f"<li>{_e(o)}</li>" for o in omitted) + "</ul>"
+        if omitted
+        else ""
+    )
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    settings = audit.meta.get("settings") or {}
-    subtitle = ", ".join(f"{k}: {v}" for k, v in settings.items() if isinstance(v, str | int | float))[:300]
+    header = [subtitle(audit), f"{audit.meta.get('n_runs', '?')} runs", f"generated {stamp}"]
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -147,7 +219,7 @@ def render_page(audit: AuditData, tables: list[Table], figures: list[Figure], om
 </head>
 <body>
 <header><h1>kdfair report: what distillation did to class-wise bias and fairness</h1>
-<p>{_e(subtitle)} &middot; {audit.meta.get("n_runs", "?")} runs &middot; generated {_e(stamp)}</p></header>
+<p>{" &middot; ".join(_e(p) for p in header if p)}</p></header>
 <nav><a href="#settings">Settings</a><a href="#warnings">Warnings</a><a
 href="#figures">Figures</a><a href="#tables">Tables</a></nav>
 <main>

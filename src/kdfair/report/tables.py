@@ -94,6 +94,8 @@ def table_accuracy_counts(audit: AuditData) -> Table:
     notes += _undefined_note(audit)
     if counts is None:
         notes.append("significance_counts.csv is absent: #SC and #TC are not shown.")
+    else:
+        notes += _missing_reference_notes(audit)
     return Table(
         name="table1_accuracy_significance",
         title="Table 1: Class-wise bias and distillation",
@@ -108,6 +110,20 @@ def table_accuracy_counts(audit: AuditData) -> Table:
 
 def _isnan(value: object) -> bool:
     return isinstance(value, float) and math.isnan(value)
+
+
+def _missing_reference_notes(audit: AuditData) -> list[str]:
+    """Why #SC or #TC cells are '-' for every DS row: the audit has no NDS or no teacher runs."""
+    if not audit.by_role("ds"):
+        return []
+    return [
+        f"The audit has no {who} runs: {what} is undefined and shown as '-'."
+        for role, who, what in (
+            ("nds", "NDS", "#SC (NDS vs DS)"),
+            ("teacher", "teacher", "#TC (teacher vs DS)"),
+        )
+        if not audit.by_role(role)
+    ]
 
 
 def _undefined_note(audit: AuditData) -> list[str]:
@@ -182,12 +198,15 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in text.lower()).strip("_") or "attribute"
 
 
-def model_names(meta: dict) -> tuple[str, str]:
-    """Teacher and student model names from audit.json ``settings``: ``teacher_model``/``student_model``,
-    or ``models`` keyed by role or condition id (``teacher``, ``student`` or ``nds``); else
-    "Teacher"/"Student"."""
-    settings = meta.get("settings") or {}
+def model_names(audit: AuditData) -> tuple[str, str]:
+    """Teacher and student model names from audit.json ``settings.models`` (condition id -> model, as
+    ``kdfair audit`` writes it): the first teacher condition's model, and the first NDS's (else the first
+    DS's); "Teacher"/"Student" where unknown."""
+    settings = audit.meta.get("settings") or {}
     models = settings.get("models") if isinstance(settings.get("models"), dict) else {}
-    teacher = settings.get("teacher_model") or models.get("teacher")
-    student = settings.get("student_model") or models.get("student") or models.get("nds")
-    return (str(teacher) if teacher else "Teacher", str(student) if student else "Student")
+
+    def first(roles: tuple[str, ...], default: str) -> str:
+        ids = [c.id for role in roles for c in audit.by_role(role)]
+        return next((str(models[i]) for i in ids if models.get(i)), default)
+
+    return first(("teacher",), "Teacher"), first(("nds", "ds"), "Student")

@@ -85,7 +85,7 @@ def table_inheritance(audit: AuditData, attribute: str) -> Table | None:
     teachers, students = audit.by_role("teacher"), audit.by_role("nds")
     if not (teachers and students and audit.has_metric("deo_mean", attribute)):
         return None
-    teacher_name, student_name = model_names(audit.meta)
+    teacher_name, student_name = model_names(audit)
     nds = students[0].id
     metrics = _metrics(audit, attribute)
     rows: list[list[Cell]] = []
