@@ -78,14 +78,53 @@ def test_bird_meta_moves_phi_and_no_meta_does_not(sweep_out: Path) -> None:
         method_state = state["methods"][0] if "methods" in state else state["method"]
         return next(v for k, v in method_state.items() if k.endswith("phi"))
 
-    initial = torch.full_like(phi("ds_bird_T4_a0.9_s0"), 4.0)
+    from kdfair.methods.bird import BIRDOptions
+
+    initial = torch.full_like(phi("ds_bird_T4_a0.9_s0"), BIRDOptions().phi_init)
     assert not torch.equal(phi("ds_bird_T4_a0.9_s0"), initial)
     assert torch.equal(phi("ds_bird_no_meta_T4_a0.9_s0"), initial)
+
+
+BIRD_COLUMNS = {  # report column (percent) -> audit metric (fraction) in summary.csv
+    "AUROC (%)": ("auroc", ""),
+    "F1 (%)": ("f1", ""),
+    "mean-DEO (%)": ("deo_mean", "colour"),
+    "max-DEO (%)": ("deo_max", "colour"),
+}
+
+
+def _summary(sweep_out: Path) -> dict[tuple[str, str, str, str], tuple[float, float]]:
+    """(role, method, metric, attribute) -> (mean, std) from the audit's summary.csv (fractions)."""
+    rows = csv.DictReader((sweep_out / "audit" / "summary.csv").open())
+    return {
+        (r["role"], r["method"], r["metric"], r["attribute"]): (float(r["mean"]), float(r["std"]))
+        for r in rows
+    }
 
 
 def test_report_has_the_bird_table_with_every_method(sweep_out: Path) -> None:
     counts = list(csv.DictReader((sweep_out / "audit" / "significance_counts.csv").open()))
     assert {row["method"] for row in counts} == set(FAIR_METHODS)
+    tables = sweep_out / "report" / "tables"
+    rows = list(csv.DictReader((tables / "bird_methods_colour.csv").open()))
+    roles = {"Teacher": "teacher", "NDS": "nds", "DS": "ds"}
+    keys = [(roles[r["Model"]], r["Method"]) for r in rows]
+    # one row per condition: the teacher and NDS (both trained with ce), then one per distillation method
+    assert sorted(keys) == sorted([("teacher", "ce"), ("nds", "ce")] + [("ds", m) for m in FAIR_METHODS])
+    summary = _summary(sweep_out)
+    for row, (role, method) in zip(rows, keys, strict=True):
+        if role == "ds":
+            assert (float(row["T"]), float(row["α"])) == (4.0, 0.9)
+        for column, (metric, attribute) in BIRD_COLUMNS.items():
+            mean, std = float(row[f"{column} mean"]), float(row[f"{column} std"])
+            assert np.isfinite(mean) and np.isfinite(std), (method, column)
+            audit_mean, audit_std = summary[(role, method, metric, attribute)]
+            # the report writes percent, the audit fractions
+            assert mean == pytest.approx(100.0 * audit_mean, rel=1e-9, abs=1e-9), (role, method, column)
+            assert std == pytest.approx(100.0 * audit_std, rel=1e-9, abs=1e-9), (role, method, column)
+            assert 0.0 <= mean <= 100.0
+    inheritance = list(csv.DictReader((tables / "bird_inheritance_colour.csv").open()))
+    assert [r["Training"] for r in inheritance[:2]] == ["teacher", "from scratch (NDS)"]
+    assert len(inheritance) == 2 + len(FAIR_METHODS)
     html = (sweep_out / "report" / "index.html").read_text()
-    for method in FAIR_METHODS:
-        assert method in html
+    assert "bird_methods_colour" in html or "BIRD table" in html

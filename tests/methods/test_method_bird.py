@@ -34,7 +34,7 @@ def reference_outer_loss(method, student, batch, h_teacher, meta_batch, phi: tor
     grads = torch.autograd.grad(l_in, params)
     with torch.no_grad():
         for p, g in zip(params, grads, strict=True):
-            p -= method.options.inner_lr * g
+            p -= method.inner_lr * g
         logits = virtual(meta_batch.inputs)
         return class_group_ce_gap(logits, meta_batch.labels, meta_batch.attributes["sex"], 2).item()
 
@@ -149,3 +149,46 @@ def test_training_steps_reduce_loss_and_state_round_trip() -> None:
     fresh.load_state_dict(state)
     torch.testing.assert_close(fresh.phi, method.phi)
     assert fresh.optimizer.state_dict()["state"][0]["step"] == 15
+
+
+def test_inner_lr_follows_the_run_then_the_paper() -> None:
+    from kdfair.methods.bird import PAPER_LEARNING_RATE
+
+    student = mlp()
+    ctx = context_for(student, teacher_feature_dim=5, learning_rate=0.05)
+    assert build_method("bird", {}, ctx).inner_lr == 0.05  # the run's student lr
+    assert build_method("bird", {"inner_lr": 0.3}, ctx).inner_lr == 0.3  # an explicit option wins
+    bare = build_method("bird_no_meta", {}, context_for(student, teacher_feature_dim=5))
+    assert bare.inner_lr == PAPER_LEARNING_RATE == 1e-3  # no lr in the context: the paper's Adam lr
+
+
+def _gate_change(name: str, steps: int, **options: float) -> torch.Tensor:
+    """Mean |sigmoid(phi_after) - sigmoid(phi_before)| after ``steps`` training steps from the defaults."""
+    student = mlp()
+    ctx = context_for(student, teacher_feature_dim=TEACHER_WIDTH, learning_rate=0.1)
+    method = build_method(name, {"warmup_epochs": 0, **options}, ctx).double()
+    before = method.gate().detach().clone()
+    optimizer = torch.optim.SGD(list(student.parameters()) + list(method.projector.parameters()), lr=0.1)
+    meta_batch = make_batch(12, seed=7)
+    meta = teacher_output(meta_batch, TEACHER_WIDTH)
+    for seed in range(steps):
+        batch = make_batch(12, seed=seed)
+        teacher = teacher_output(batch, TEACHER_WIDTH)
+        method.before_step(student, batch, teacher, lambda: (meta_batch, meta))
+        optimizer.zero_grad()
+        method.loss(student, batch, teacher)["loss"].backward()
+        optimizer.step()
+    return (method.gate().detach() - before).abs().mean()
+
+
+def test_default_gate_starts_at_half_and_moves_within_a_few_meta_steps() -> None:
+    student = mlp()
+    method = build_method("bird", {}, context_for(student, teacher_feature_dim=TEACHER_WIDTH))
+    torch.testing.assert_close(method.gate().detach(), torch.full((TEACHER_WIDTH,), 0.5))
+    assert method.options.phi_lr == 1e-2
+    # 10 Adam steps of ~1e-2 on phi at the sigmoid's slope 0.25: the gate moves by up to ~0.025
+    moved = _gate_change("bird", 10)
+    assert moved > 5e-3, moved
+    assert _gate_change("bird_no_meta", 10) == 0.0
+    # the former defaults (phi_init 4, phi_lr 1e-3): slope 0.018, so 10 steps move the gate by < 2e-4
+    assert _gate_change("bird", 10, phi_init=4.0, phi_lr=1e-3) < 2e-4 < moved / 25

@@ -41,7 +41,13 @@ class AdversarialOptions(BaseModel):
     attribute: str | None = None  # protected attribute the adversary predicts; None: the data set's first
     reversal_scale: float = Field(1.0, ge=0.0)  # lambda of the GRL: student gets -lambda x adversary gradient
     adversary_hidden: int = Field(64, ge=1)  # hidden units of the adversary MLP
-    adversary_steps: int = Field(1, ge=1)  # adversary updates per student update (training ratio)
+    # adversary (group classifier) Adam steps per student step, each on the current batch: BIRD's "training
+    # ratio" (seeds/004 A.3: 3 when training > 20 epochs, else 1). A.3 words it as "base model updates
+    # compared to domain classifier", but the code it follows (princetonvisualai/DomainBiasMitigation,
+    # models/cifar_gradproj_adv.py) steps the domain classifier every batch and the main network only in
+    # epochs with epoch % training_ratio == 0: r adversary updates per main update. We follow the code,
+    # interleaved per step instead of per epoch.
+    adversary_steps: int = Field(1, ge=1)
     adversary_lr: float = Field(1e-3, gt=0.0)  # Adam learning rate of the adversary (BIRD's baselines: 1e-3)
     kd_weight: float = Field(0.0, ge=0.0)  # weight of the Hinton KD term on logits; 0 = off
     temperature: float | None = Field(None, gt=0.0)  # KD temperature; None: the run's, else 4

@@ -92,3 +92,5 @@ class MethodContext:
     teacher_map_channels: tuple[int, ...] | None = None  # channels of the teacher's stage maps, live teachers
     attribute_levels: dict[str, list[str]] = field(default_factory=dict)
     student_map_channels: tuple[int, ...] | None = None  # channels of the student's stage maps (FitNet hints)
+    # the student optimizer's learning rate (``train.lr``); BIRD's virtual step uses it. None: not given
+    learning_rate: float | None = None

@@ -13,9 +13,13 @@
 
 Stages 1-2 run in :meth:`BIRD.before_step`, stage 3 in :meth:`BIRD.loss`. The virtual step never changes the
 student: its BatchNorm layers normalise with the running statistics (``virtual_bn: running``, default) or
-the batch's (``batch``) and their buffers are never updated. ``bird_no_meta`` skips stages 1-2, so ``phi``
-keeps its initial value. The paper does not say how ``phi`` starts: we use ``phi_init = 4``
-(``sigmoid(4) = 0.982``), so the gate starts almost open and continues the warm-up's plain feature KD.
+the batch's (``batch``) and their buffers are never updated. The feature projector ``P`` (widths differ)
+is outside the virtual step: stage 1 steps only the student's parameters, so ``phi``'s meta-gradient flows
+through the student's update alone; ``P`` is trained in stage 3 by the student's optimizer.
+``bird_no_meta`` skips stages 1-2, so ``phi`` keeps its initial value. The paper gives neither how ``phi``
+starts nor its learning rate ``mu_2`` (Algorithm 1): we start at ``phi_init = 0`` (gate 0.5, where the
+sigmoid's slope is largest, 0.25) and use ``phi_lr = 1e-2``, so that the gate can move within a few hundred
+meta steps (see :class:`BIRDOptions`).
 The trainer must call :meth:`start_epoch` each epoch (0-based) when ``warmup_epochs > 0``.
 """
 
@@ -51,10 +55,33 @@ class BIRDOptions(BaseModel):
     temperature: float = Field(4.0, gt=0.0)  # paper's tau = 4; recorded only, the feature loss has none
     fairness_weight: float = Field(0.1, ge=0.0)  # lambda of Eqn. 4 (paper Table 8: 0.05-0.2)
     warmup_epochs: int = Field(5, ge=0)  # epochs of plain feature KD before the meta steps (paper: 5 of 10)
-    phi_lr: float = Field(1e-3, gt=0.0)  # Adam learning rate of phi (paper: 1e-3)
-    phi_init: float = 4.0  # initial phi (logit of the gate); sigmoid(4) = 0.982, an almost open gate
-    inner_lr: float = Field(0.1, gt=0.0)  # SGD step of the virtual student copy (mu_1; the student's lr)
+    # Adam learning rate of phi (mu_2 of Algorithm 1; the paper does not state it, its 1e-3 is the students').
+    # Adam moves phi by about phi_lr per step whatever the gradient's scale, so at 1e-3 and the few hundred
+    # meta steps of a CPU-scale run the gate could move by a few hundredths at most (BIRD ~= BIRD w/o meta
+    # by construction); 1e-2 lets a few hundred steps span the gate's range, as ~6000 steps at 1e-3 could
+    # in the paper's CelebA runs (5 meta epochs of ~1270 batches of 128).
+    phi_lr: float = Field(1e-2, gt=0.0)
+    # initial phi (the gate's logit). The paper does not say; it writes phi in [0, 1]^d. 0 gives
+    # sigmoid(0) = 0.5, where the sigmoid's slope is largest (0.25): a step of phi changes the gate 14x more
+    # than at phi = 4 (slope 0.018, gate 0.982). The distillation target is halved when the warm-up ends;
+    # the linear projector (or the student) absorbs the scale.
+    phi_init: float = 0.0
+    # SGD step of the virtual student copy (mu_1 of Algorithm 1, the student's lr). None: the run's
+    # learning rate (MethodContext.learning_rate) when the trainer gives it, else 1e-3 (the paper's Adam lr)
+    inner_lr: float | None = Field(None, gt=0.0)
     virtual_bn: Literal["running", "batch"] = "running"  # BatchNorm statistics in the virtual step
+
+
+PAPER_LEARNING_RATE = 1e-3  # seeds/004 appendix A.1: Adam, lr 1e-3, for every model
+
+
+def resolve_inner_lr(inner_lr: float | None, context: MethodContext) -> float:
+    """The virtual step's SGD lr ``mu_1``: the option, else the run's student lr, else the paper's 1e-3."""
+    if inner_lr is not None:
+        return float(inner_lr)
+    if context.learning_rate is not None:
+        return float(context.learning_rate)
+    return PAPER_LEARNING_RATE
 
 
 class BIRD(Method):
@@ -70,6 +97,7 @@ class BIRD(Method):
         super().__init__()
         self.options = options
         self.alpha = resolve_alpha(options.alpha, context, default=0.9)
+        self.inner_lr = resolve_inner_lr(options.inner_lr, context)
         self.attribute, self.num_groups = resolve_attribute(self.name, options.attribute, context)
         width = teacher_feature_width(context)
         self.projector = FeatureProjector(context.student.feature_dim, width)
@@ -126,7 +154,7 @@ class BIRD(Method):
         inner = self.feature_kd(out, self.gate() * h_teacher, batch.labels)["total"]
         grads = torch.autograd.grad(inner, list(params.values()), create_graph=True, allow_unused=True)
         updated = {
-            k: p if g is None else p - self.options.inner_lr * g
+            k: p if g is None else p - self.inner_lr * g
             for (k, p), g in zip(params.items(), grads, strict=True)
         }
         meta_out = functional_forward_all(student, meta_batch.inputs, updated, use_running_stats=running)

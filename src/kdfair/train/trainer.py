@@ -107,6 +107,7 @@ def build_student(
         teacher_map_channels=map_channels,
         student_map_channels=student_maps,
         attribute_levels=levels,
+        learning_rate=config.train.lr,
     )
     method = build_method(config.method, config.method_options, context).to(runtime.device)
     if method.needs_teacher and config.role == "ds" and teacher is None:
