@@ -81,8 +81,7 @@ def test_cifar10_jpeg_layout_decoded_and_cached(tmp_path, private_cache):
     assert len(list((private_cache / "cifar10_jpeg").glob("*.npz"))) == 1
 
 
-def test_tiny_imagenet_tree(tmp_path):
-    root = tmp_path / "tiny-imagenet-200"
+def _tiny_tree(root):
     wnids = ["n01443537", "n01629819"]
     (root / "val" / "images").mkdir(parents=True)
     (root / "wnids.txt").write_text("\n".join(wnids) + "\n")
@@ -98,6 +97,11 @@ def test_tiny_imagenet_tree(tmp_path):
         write_image(root / "val" / "images" / f"val_{i}.JPEG", image)
         lines.append(f"val_{i}.JPEG\t{wnids[i % 2]}\t0\t0\t10\t10")
     (root / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
+
+
+def test_tiny_imagenet_tree(tmp_path):
+    root = tmp_path / "tiny-imagenet-200"
+    _tiny_tree(root)
     data = load_dataset("tiny_imagenet", tmp_path)
     assert data.class_names == ["goldfish", "European fire salamander"]
     assert data.split("train").labels.tolist() == [0, 0, 1, 1]
@@ -120,3 +124,117 @@ def test_imagenet_folders(tmp_path):
     assert data.split("train").inputs[np.array([1])].shape == (1, 16, 16, 3)
     with pytest.raises(DataError, match="image-net.org"):
         load_dataset("imagenet", tmp_path / "nowhere")
+
+
+def _imagenet_train(root, wnids=("n02", "n01")):
+    for k, wnid in enumerate(wnids):
+        for i, image in enumerate(random_images(2, 24, seed=k)):
+            write_image(root / "train" / wnid / f"{wnid}_{i}.JPEG", image)
+
+
+VAL_SOLUTION = [  # Kaggle CLS-LOC: ImageId,PredictionString (wnid and box, repeated per object)
+    ("ILSVRC2012_val_00000003", "n02 10 12 200 180"),
+    ("ILSVRC2012_val_00000001", "n01 0 0 50 60 n01 70 80 120 140"),
+    ("ILSVRC2012_val_00000002", "n02 5 5 90 90"),
+]
+
+
+def _flat_val(root, rows=VAL_SOLUTION, csv_dir=None):
+    for k, (image_id, _) in enumerate(rows):
+        write_image(root / "val" / f"{image_id}.JPEG", random_images(1, 24, seed=20 + k)[0])
+    lines = ["ImageId,PredictionString"] + [f"{image_id},{boxes}" for image_id, boxes in rows]
+    ((csv_dir or root) / "LOC_val_solution.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_imagenet_flat_val_with_loc_val_solution(tmp_path):
+    _imagenet_train(tmp_path)
+    _flat_val(tmp_path)
+    (tmp_path / "LOC_synset_mapping.txt").write_text("n01 tench, Tinca tinca\nn02 goldfish\n")
+    data = load_dataset("imagenet", tmp_path, {"image_size": 16})
+    test = data.split("test")
+    assert test.sample_ids.tolist() == [f"val/ILSVRC2012_val_0000000{i}.JPEG" for i in (1, 2, 3)]
+    assert test.labels.tolist() == [0, 1, 1]  # n01 tench, n02 goldfish, n02 (wnids sorted)
+    assert data.class_names == ["tench", "goldfish"] and data.info["val_layout"].startswith("flat val/")
+    assert data.split("train").labels.tolist() == [0, 0, 1, 1]
+    decoded = test.inputs[np.array([0])][0]
+    assert np.array_equal(decoded, read_image(tmp_path / "val" / "ILSVRC2012_val_00000001.JPEG", 16))
+    # the same images sorted into val/<wnid>/ folders give the same labels
+    sorted_root = tmp_path / "sorted"
+    _imagenet_train(sorted_root)
+    for sample_id, label in zip(test.sample_ids, test.labels, strict=True):
+        name = sample_id.split("/")[1]
+        (sorted_root / "val" / ["n01", "n02"][label]).mkdir(parents=True, exist_ok=True)
+        (tmp_path / sample_id).rename(sorted_root / "val" / ["n01", "n02"][label] / name)
+    again = load_dataset("imagenet", sorted_root, {"image_size": 16}).split("test")
+    assert (
+        again.labels.tolist() == [0, 1, 1] and again.sample_ids[0] == "val/n01/ILSVRC2012_val_00000001.JPEG"
+    )
+
+
+def test_imagenet_kaggle_root_finds_the_csv_beside_ilsvrc(tmp_path):
+    root = tmp_path / "ILSVRC" / "Data" / "CLS-LOC"
+    _imagenet_train(root)
+    _flat_val(root, csv_dir=tmp_path)
+    data = load_dataset("imagenet", root, {"image_size": 8})
+    assert data.split("test").labels.tolist() == [0, 1, 1]
+
+
+def test_imagenet_layout_errors_are_precise(tmp_path):
+    with pytest.raises(DataError, match=r"missing train/<wnid>/\*\.JPEG \(searched"):
+        load_dataset("imagenet", tmp_path)
+    _imagenet_train(tmp_path)
+    with pytest.raises(DataError) as err:
+        load_dataset("imagenet", tmp_path)
+    expected = "val/<wnid>/*.JPEG or val/*.JPEG with LOC_val_solution.csv"
+    assert str(err.value).startswith(f"data set 'imagenet': missing {expected} (searched {tmp_path})")
+    _flat_val(tmp_path)
+    (tmp_path / "LOC_val_solution.csv").unlink()
+    with pytest.raises(DataError, match=r"missing LOC_val_solution.csv \(labels of the 3 images in val/\)"):
+        load_dataset("imagenet", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("rows", "match"),
+    [
+        (VAL_SOLUTION + [("ILSVRC2012_val_00000009", "n09 1 1 2 2")], "line 5: wnid 'n09' is not a class"),
+        (
+            VAL_SOLUTION[:2],
+            r"1 images in .* have no row in .*LOC_val_solution.csv \(first: ILSVRC2012_val_00000002",
+        ),
+        (VAL_SOLUTION + [("ILSVRC2012_val_00000004", "n01 1 1 2 2")], r"1 images of .* are missing from"),
+    ],
+)
+def test_imagenet_val_solution_mismatches(tmp_path, rows, match):
+    _imagenet_train(tmp_path)
+    _flat_val(tmp_path)  # three images
+    lines = ["ImageId,PredictionString"] + [f"{image_id},{boxes}" for image_id, boxes in rows]
+    (tmp_path / "LOC_val_solution.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=match):
+        load_dataset("imagenet", tmp_path)
+
+
+def test_imagenet_val_solution_needs_its_header(tmp_path):
+    _imagenet_train(tmp_path)
+    _flat_val(tmp_path)
+    path = tmp_path / "LOC_val_solution.csv"
+    path.write_text(path.read_text().split("\n", 1)[1])
+    with pytest.raises(DataError, match="does not start with the header ImageId,PredictionString"):
+        load_dataset("imagenet", tmp_path)
+
+
+def test_tiny_imagenet_val_images_checked_at_load_time(tmp_path):
+    root = tmp_path / "tiny-imagenet-200"
+    _tiny_tree(root)
+    (root / "val" / "images" / "val_1.JPEG").unlink()
+    (root / "val" / "images" / "val_2.JPEG").unlink()
+    with pytest.raises(DataError) as err:
+        load_dataset("tiny_imagenet", tmp_path)  # at load, not at the first lazy read
+    assert str(err.value) == (
+        f"tiny_imagenet: 2 of the 3 images listed in {root / 'val' / 'val_annotations.txt'} are missing "
+        f"from {root / 'val' / 'images'} (first: val_1.JPEG)"
+    )
+    for path in (root / "val" / "images").iterdir():
+        path.unlink()
+    (root / "val" / "images").rmdir()
+    with pytest.raises(DataError, match=r"data set 'tiny_imagenet': missing val/images/ \(searched"):
+        load_dataset("tiny_imagenet", tmp_path)

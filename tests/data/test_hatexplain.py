@@ -134,3 +134,61 @@ def test_missing_files_and_bad_json(tmp_path, root):
     (root / "dataset.json").write_text("{broken")
     with pytest.raises(DataError, match="not valid JSON"):
         load_dataset("hatexplain", root)
+
+
+def _save_local_tokenizer(folder):
+    """A tiny WordPiece trained offline on a few words, saved as a transformers tokenizer folder."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=80, special_tokens=specials, show_progress=False)
+    tok.train_from_iterator(["a post about things", "hate and normal posts"], trainer)
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]"
+    )
+    fast.save_pretrained(folder)
+    return tok
+
+
+def test_pretrained_tokenizer_path_gives_the_tokenizers_own_ids(root, tmp_path, private_cache):
+    from transformers import AutoTokenizer
+
+    folder = tmp_path / "local_tokenizer"
+    raw = _save_local_tokenizer(folder)
+    data = load_dataset("hatexplain", root, {"tokenizer_path": str(folder), "max_length": 12})
+    reference = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    for split in ("train", "val", "test"):
+        texts = [f"post {pid} about things" for pid in data.split(split).sample_ids]
+        expected = reference(texts, padding="max_length", truncation=True, max_length=12)["input_ids"]
+        assert data.split(split).inputs.tolist() == expected
+    # the same ids from the raw `tokenizers` object: [CLS] post <id pieces> about things [SEP], then [PAD]s
+    row = data.split("test").inputs[0].tolist()
+    unpadded = raw.encode("post t_hate about things").ids
+    assert row == unpadded + [raw.token_to_id("[PAD]")] * (12 - len(unpadded))
+    assert row[0] == raw.token_to_id("[CLS]") and raw.token_to_id("[SEP]") in row
+    assert data.pad_id == raw.token_to_id("[PAD]") == 0 and data.vocab_size == raw.get_vocab_size()
+    assert data.info["tokenizer"] == f"pretrained tokenizer {folder}"
+    assert not (private_cache / "tokenizers").exists()  # no WordPiece vocabulary was trained
+
+
+def test_missing_or_empty_tokenizer_path_is_a_clear_data_error(root, tmp_path):
+    missing = tmp_path / "no_such_tokenizer"
+    with pytest.raises(DataError) as err:
+        load_dataset("hatexplain", root, {"tokenizer_path": str(missing)})
+    message = str(err.value)
+    assert f"tokenizer_path {missing} is not a folder" in message and "tokenizer.json" in message
+    assert "offline" in message and "\n" not in message
+    missing.mkdir()
+    with pytest.raises(
+        DataError, match=f"cannot load a tokenizer from {missing} \\(local files only\\)"
+    ) as err:
+        load_dataset("hatexplain", root, {"tokenizer_path": str(missing)})
+    assert "\n" not in str(err.value)

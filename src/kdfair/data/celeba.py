@@ -12,6 +12,7 @@ its first line announces is accepted and the shortfall reported in ``info``.
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -152,6 +153,15 @@ def _inputs(base: Path, files: np.ndarray, options: CelebaOptions, split: str):
     return image_source(paths, options.image_size, options.in_memory, desc=f"decoding {split}")
 
 
+def _check_images(folder: Path, files: np.ndarray) -> None:
+    """Every file of the attribute table is in ``folder`` (one listing, no ``stat`` per image)."""
+    with os.scandir(folder) as entries:
+        present = {e.name for e in entries if e.is_file()}
+    absent = [f for f in files if f not in present]
+    if absent:
+        raise DataError(f"celeba: {len(absent)} images missing from {folder} (first: {absent[0]})")
+
+
 def load_celeba(root: Path | None, options: CelebaOptions, *, seed: int) -> Dataset:
     """CelebA splits train / val / test with the chosen label and protected attributes."""
     expected = [options.attr_file, options.partition_file, f"{options.image_dir}/"]
@@ -169,11 +179,7 @@ def load_celeba(root: Path | None, options: CelebaOptions, *, seed: int) -> Data
     groups = {name: table.column(name) for name in options.protected}
     partition = _partition(base, table, options, info)
     if not options.attributes_only:
-        absent = [f for f in table.files if not (base / options.image_dir / f).is_file()]
-        if absent:
-            raise DataError(
-                f"celeba: {len(absent)} images missing from {base / options.image_dir} (first: {absent[0]})"
-            )
+        _check_images(base / options.image_dir, table.files)
     splits = {}
     for code, split in enumerate(SPLITS):
         index = np.nonzero(partition == code)[0]

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.io
 
 from kdfair.data.base import Dataset, DataSplit
-from kdfair.data.common import StrictOptions, require_file, require_root, splits_info
+from kdfair.data.common import StrictOptions, missing_data_error, require_root, splits_info
 from kdfair.errors import DataError
 
 CIFAR10_DIR = "cifar-10-batches-py"
@@ -37,11 +37,13 @@ class SvhnOptions(StrictOptions):
 
 
 def _find_dir(dataset: str, root: Path | None, folder: str, files: list[str], hint: str) -> Path:
-    """``root/folder`` or ``root`` itself, whichever holds the first expected file."""
+    """``root/folder`` or ``root`` itself, whichever holds the first expected file; the error for absent
+    files names exactly those missing and the folder searched."""
     base = require_root(dataset, root, [f"{folder}/{f}" for f in files], hint)
     found = base / folder if (base / folder / files[0]).is_file() else base
-    for name in files:
-        require_file(dataset, found / name, [f"{folder}/{n}" for n in files], hint)
+    missing = [f"{folder}/{name}" for name in files if not (found / name).is_file()]
+    if missing:
+        raise missing_data_error(dataset, missing, base, hint)
     return found
 
 
@@ -82,9 +84,12 @@ def _image_dataset(name: str, class_names: list[str], splits: dict[str, DataSpli
     )
 
 
-def read_cifar10(root: Path | None) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
-    """The CIFAR-10 pickles as ``{split: (images uint8 (N,32,32,3), labels int64)}`` and the class names."""
-    folder = _find_dir("cifar10", root, CIFAR10_DIR, CIFAR10_FILES, CIFAR10_HINT)
+def read_cifar10(
+    root: Path | None, dataset: str = "cifar10"
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
+    """The CIFAR-10 pickles as ``{split: (images uint8 (N,32,32,3), labels int64)}`` and the class names;
+    ``dataset`` is the name missing-file errors give (cifar10s reads CIFAR-10 too)."""
+    folder = _find_dir(dataset, root, CIFAR10_DIR, CIFAR10_FILES, CIFAR10_HINT)
     arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for split, files in (("train", CIFAR10_FILES[:5]), ("test", ["test_batch"])):
         batches = [(_unpickle(folder / f), folder / f) for f in files]
@@ -130,8 +135,9 @@ def load_svhn(root: Path | None, options: SvhnOptions, *, seed: int) -> Dataset:
     """SVHN cropped digits: 73,257 train and 26,032 test images; label 10 in the files is digit 0."""
     files = SVHN_FILES + (["extra_32x32.mat"] if options.extra else [])
     base = require_root("svhn", root, files, SVHN_HINT)
-    for name in files:
-        require_file("svhn", base / name, files, SVHN_HINT)
+    missing = [name for name in files if not (base / name).is_file()]
+    if missing:
+        raise missing_data_error("svhn", missing, base, SVHN_HINT)
     train_images, train_labels = _read_svhn_mat(base / "train_32x32.mat")
     prefix = np.asarray([f"train/{i:06d}" for i in range(len(train_labels))])
     if options.extra:

@@ -48,8 +48,9 @@ def grey_assignment(labels: np.ndarray, class_names: list[str], p: float, seed: 
 
 def _cifar10_arrays(root: Path | None, options: Cifar10sOptions) -> tuple[dict, list[str]]:
     if options.source == "cifar10":
-        return read_cifar10(root)
-    jpeg = load_cifar10_jpeg(root, Cifar10JpegOptions(cache_dir=options.cache_dir), seed=0)
+        return read_cifar10(root, dataset="cifar10s")
+    jpeg_options = Cifar10JpegOptions(cache_dir=options.cache_dir)
+    jpeg = load_cifar10_jpeg(root, jpeg_options, seed=0, dataset="cifar10s")
     arrays = {s: (np.asarray(jpeg.splits[s].inputs), jpeg.splits[s].labels) for s in ("train", "test")}
     return arrays, jpeg.class_names
 

@@ -2,21 +2,28 @@
 
 kdfair data list
 kdfair data inspect NAME --root DIR [--option key=value ...] [--attributes-only] [--seed N]
+    [--no-decode] [--chunk-size N] [--progress auto|always|never] [--json]
+
+``inspect`` reads every sample of every split in chunks, with a progress bar per split on stderr; images read
+lazily from files are decoded through the split's reader, and unreadable files are listed (exit status 2).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 import yaml
-from tqdm import tqdm
 
 from kdfair.data.base import Dataset
-from kdfair.data.common import split_counts
+from kdfair.data.common import progress_mode
 from kdfair.data.registry import DATASETS, dataset_spec, load_dataset
+from kdfair.data.scan import CHUNK_SIZE, ScanResult, scan_split
 from kdfair.errors import ConfigError
+
+SHOWN_UNREADABLE = 5  # unreadable files named per split in the summary
 
 
 def add_parser(subparsers: Any) -> None:
@@ -35,6 +42,18 @@ def add_parser(subparsers: Any) -> None:
     )
     inspect.add_argument("--seed", type=int, default=0, help="construction seed (default 0)")
     inspect.add_argument("--json", action="store_true", help="print Dataset.info as JSON instead of tables")
+    inspect.add_argument(
+        "--no-decode", action="store_true", help="count labels and groups only; do not read image files"
+    )
+    inspect.add_argument(
+        "--chunk-size", type=int, default=CHUNK_SIZE, help=f"samples read at a time (default {CHUNK_SIZE})"
+    )
+    inspect.add_argument(
+        "--progress",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="progress bar on stderr: auto shows it on a terminal only (default auto)",
+    )
     inspect.set_defaults(func=run_inspect)
 
 
@@ -63,16 +82,49 @@ def run_inspect(args: argparse.Namespace) -> int:
         if "attributes_only" not in dataset_spec(args.name).options.model_fields:
             raise ConfigError(f"data set '{args.name}' has no attributes-only mode")
         options["attributes_only"] = True
-    dataset = load_dataset(args.name, args.root, options, seed=args.seed)
-    counts = {
-        name: split_counts(split, dataset.class_names, dataset.attribute_levels)
-        for name, split in tqdm(dataset.splits.items(), desc="scanning splits", unit="split", leave=False)
+    if args.chunk_size < 1:
+        raise ConfigError(f"--chunk-size must be at least 1, got {args.chunk_size}")
+    with progress_mode({"auto": None, "always": True, "never": False}[args.progress]):  # the loaders' bars
+        dataset = load_dataset(args.name, args.root, options, seed=args.seed)
+    scans = {
+        name: scan_split(
+            split,
+            dataset.class_names,
+            dataset.attribute_levels,
+            desc=f"scanning {name}",
+            chunk_size=args.chunk_size,
+            decode=not args.no_decode,
+            progress=args.progress,
+        )
+        for name, split in dataset.splits.items()
     }
+    counts = {name: scan.counts for name, scan in scans.items()}
     if args.json:
-        print(json.dumps({**dataset.info, "splits": counts}, indent=2, default=str))
-        return 0
-    print(format_summary(dataset, counts))
+        unreadable = {name: scan.unreadable for name, scan in scans.items() if scan.unreadable}
+        print(json.dumps({**dataset.info, "splits": counts, "unreadable": unreadable}, indent=2, default=str))
+    else:
+        print(format_summary(dataset, counts))
+        print(format_unreadable(scans))
+    bad = sum(len(scan.unreadable) for scan in scans.values())
+    if bad:
+        first = next(msg for scan in scans.values() for _, msg in scan.unreadable)
+        print(f"kdfair data: error: {bad} unreadable input file(s); first: {first}", file=sys.stderr)
+        return 2
     return 0
+
+
+def format_unreadable(scans: dict[str, ScanResult]) -> str:
+    """Per split: how many samples were decoded from files and which files could not be read."""
+    lines = []
+    for name, scan in scans.items():
+        if not scan.decoded and not scan.unreadable:
+            continue
+        lines.append(f"[{name}] decoded {scan.decoded} files, {len(scan.unreadable)} unreadable")
+        for sample_id, message in scan.unreadable[:SHOWN_UNREADABLE]:
+            lines.append(f"  {sample_id}: {message}")
+        if len(scan.unreadable) > SHOWN_UNREADABLE:
+            lines.append(f"  ... {len(scan.unreadable) - SHOWN_UNREADABLE} more")
+    return "\n".join(lines) if lines else "no image files to decode (inputs in memory or not read)"
 
 
 def _share(count: int, total: int) -> str:

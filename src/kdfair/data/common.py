@@ -1,11 +1,13 @@
-"""Helpers shared by the loaders: strict options, missing-file errors, the cache folder, image decoding,
-the lazy file-backed image source and the per-split counts that go into ``Dataset.info``."""
+"""Helpers shared by the loaders: strict options, missing-file errors, the cache folder, progress bars, image
+decoding, the lazy file-backed image source and the per-split counts that go into ``Dataset.info``."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +17,11 @@ from pydantic import BaseModel, ConfigDict
 from tqdm import tqdm
 
 from kdfair.data.base import DataSplit
+from kdfair.data.scan import scan_split
 from kdfair.errors import DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+_SHOW_PROGRESS: ContextVar[bool | None] = ContextVar("kdfair_data_show_progress", default=None)
 
 
 class StrictOptions(BaseModel):
@@ -61,6 +65,31 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(repr(parts).encode("utf-8")).hexdigest()[:16]
 
 
+@contextmanager
+def progress_mode(show: bool | None) -> Iterator[None]:
+    """Within the block, the data stage's progress bars are forced on (True), off (False), or shown only when
+    stderr is a terminal (None, the default outside any block)."""
+    token = _SHOW_PROGRESS.set(show)
+    try:
+        yield
+    finally:
+        _SHOW_PROGRESS.reset(token)
+
+
+def progress_bar(
+    iterable: Iterable[Any] | None = None,
+    *,
+    desc: str,
+    total: int | None = None,
+    unit: str = "it",
+    leave: bool = False,
+) -> tqdm:
+    """A tqdm bar on stderr that follows :func:`progress_mode` (terminal only by default)."""
+    show = _SHOW_PROGRESS.get()
+    disable = None if show is None else not show
+    return tqdm(iterable, desc=desc, total=total, unit=unit, leave=leave, disable=disable, mininterval=0.5)
+
+
 def read_image(path: Path | str, image_size: int | None) -> np.ndarray:
     """Decode ``path`` to uint8 RGB (H, W, 3); with ``image_size``, centre-crop to a square and resize to
     ``image_size`` x ``image_size`` (PIL bicubic, which low-pass filters when shrinking). A file PIL cannot
@@ -100,7 +129,7 @@ class LazyImageFiles:
 def decode_images(paths: Sequence[str | Path], image_size: int, desc: str) -> np.ndarray:
     """Decode every file into one uint8 array (N, image_size, image_size, 3), with a progress bar."""
     out = np.empty((len(paths), image_size, image_size, 3), dtype=np.uint8)
-    for row, path in enumerate(tqdm(paths, desc=desc, unit="img", leave=False, mininterval=1.0)):
+    for row, path in enumerate(progress_bar(paths, desc=desc, unit="img")):
         out[row] = read_image(path, image_size)
     return out
 
@@ -113,31 +142,21 @@ def image_source(paths: Sequence[str | Path], image_size: int, in_memory: bool, 
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files (jpg, jpeg, png; any case) directly in ``folder``, sorted by name."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """Image files (jpg, jpeg, png; any case) directly in ``folder``, sorted by name. One ``scandir`` pass:
+    the entry types come with the listing, so large folders need no ``stat`` per file."""
+    with os.scandir(folder) as entries:
+        names = [e.name for e in entries if e.is_file() and Path(e.name).suffix.lower() in IMAGE_SUFFIXES]
+    return [folder / name for name in sorted(names)]
 
 
 def split_counts(
     split: DataSplit, class_names: Sequence[str], attribute_levels: dict[str, list[str]]
 ) -> dict[str, Any]:
-    """Sizes of one split: ``n``, samples per class, per attribute level and per (class, level) cell."""
-    labels = np.asarray(split.labels)
-    counts: dict[str, Any] = {
-        "n": int(len(labels)),
-        "classes": {name: int(np.sum(labels == c)) for c, name in enumerate(class_names)},
-    }
-    groups: dict[str, Any] = {}
-    for attr, codes in split.attributes.items():
-        levels = attribute_levels.get(attr, [str(v) for v in np.unique(codes)])
-        per_level = {lvl: int(np.sum(codes == k)) for k, lvl in enumerate(levels)}
-        cells = {
-            f"{cname}|{lvl}": int(np.sum((labels == c) & (codes == k)))
-            for c, cname in enumerate(class_names)
-            for k, lvl in enumerate(levels)
-        }
-        groups[attr] = {"levels": per_level, "class_by_level": cells}
-    counts["groups"] = groups
-    return counts
+    """Sizes of one split: ``n``, samples per class, per attribute level and per (class, level) cell (levels
+    without declared names are the code values present, sorted). Inputs are not read."""
+    return scan_split(
+        split, class_names, attribute_levels, chunk_size=max(len(split), 1), decode=False, progress="never"
+    ).counts
 
 
 def splits_info(

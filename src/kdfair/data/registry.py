@@ -61,7 +61,7 @@ DATASETS: dict[str, DatasetSpec] = {
     "cifar10_jpeg": DatasetSpec(
         "CIFAR-10 as JPEG folders (cifar10_yoongikim_jpg), decoded once, cached",
         folders.Cifar10JpegOptions,
-        folders.load_cifar10_jpeg, [f"{folders.CIFAR10_JPEG_DIR}/{{train,test}}/<class>/NNNN.jpg"],
+        folders.load_cifar10_jpeg, folders.CIFAR10_JPEG_FILES,
         folders.CIFAR10_JPEG_HINT,
     ),
     "tiny_imagenet": DatasetSpec(

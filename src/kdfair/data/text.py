@@ -87,14 +87,24 @@ def build_tokenizer(train_texts: Sequence[str], options: Any) -> Tokenizer:
     )
 
 
+PRETRAINED_FILES = "tokenizer.json, or vocab.txt with tokenizer_config.json (a save_pretrained folder)"
+
+
 def _pretrained(path: str) -> Tokenizer:
+    """A local tokenizer folder loaded with ``AutoTokenizer.from_pretrained(local_files_only=True)``."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise DataError(
+            f"tokenizer_path {folder} is not a folder (expected {PRETRAINED_FILES}; "
+            "tokenizers are loaded offline only, nothing is downloaded)"
+        )
     from transformers import AutoTokenizer
 
-    folder = Path(path).expanduser()
     try:
         tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise DataError(f"cannot load a tokenizer from {folder} (local files only): {exc}") from exc
+        reason = " ".join(str(exc).split())  # one line
+        raise DataError(f"cannot load a tokenizer from {folder} (local files only): {reason}") from exc
     if tok.pad_token_id is None:
         raise DataError(f"tokenizer at {folder} has no padding token")
     return Tokenizer(tok, True, len(tok), int(tok.pad_token_id), f"pretrained tokenizer {folder}")
