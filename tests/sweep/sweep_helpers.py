@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +78,13 @@ def temporary_files(folder: Path) -> list[Path]:
 
 def env_without_crash() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "KDFAIR_CRASH_AT"}
+
+
+def assert_unit_progress(lines: list[str], err: str, n_units: int) -> None:
+    """The sweep's progress without per-epoch bars: one finish line per unit with counts and times, the last
+    one saying all units are done, and a bar over units on stderr that reaches ``n_units``."""
+    finished = [line for line in lines if " finished " in line]
+    pattern = rf"\[\d+/{n_units}\] finished \S+ in [\d.]+ s \(\d+/{n_units} units done, \d+ s elapsed\)"
+    assert len(finished) == n_units and all(re.fullmatch(pattern, x) for x in finished), finished
+    assert f"({n_units}/{n_units} units done, " in finished[-1]
+    assert re.search(rf"units: 100%\|[^|]*\| {n_units}/{n_units} ", err), err

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
-from sweep_helpers import TINY, merged, predictions_equal, run_cli, write_config
+from sweep_helpers import TINY, assert_unit_progress, merged, predictions_equal, run_cli, write_config
 
 
 @pytest.mark.ray
@@ -35,10 +34,4 @@ def test_ray_executor_matches_serial(reference: tuple[Path, str], tmp_path: Path
         > finished_teacher
     )
     # progress without per-epoch bars: unit lines with counts and times, and a bar over units on stderr
-    finished = [line for line in lines if " finished " in line]
-    assert len(finished) == 3 and all(
-        re.fullmatch(r"\[\d/3\] finished \S+ in [\d.]+ s \(\d/3 units done, \d+ s elapsed\)", x)
-        for x in finished
-    )
-    assert "(3/3 units done, " in finished[-1]
-    assert re.search(r"units: 100%\|[^|]*\| 3/3 ", err), err
+    assert_unit_progress(lines, err, 3)

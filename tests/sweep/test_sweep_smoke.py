@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from pathlib import Path
 
 import pytest
-from sweep_helpers import TINY, merged, predictions_equal, run_cli, temporary_files, write_config
+from sweep_helpers import (
+    TINY,
+    assert_unit_progress,
+    merged,
+    predictions_equal,
+    run_cli,
+    temporary_files,
+    write_config,
+)
 
 from kdfair.sweep.config import load_sweep_config
 
@@ -93,13 +100,7 @@ def test_two_workers_give_the_same_predictions_as_serial(
     )
     # what the user sees without per-epoch bars: unit lines with counts and times, a bar over units,
     # and one line per epoch from the workers (their stdout is the terminal's)
-    finished = [line for line in lines if " finished " in line]
-    assert len(finished) == 3 and all(
-        re.fullmatch(r"\[\d/3\] finished \S+ in [\d.]+ s \(\d/3 units done, \d+ s elapsed\)", x)
-        for x in finished
-    )
-    assert "(3/3 units done, " in finished[-1]
-    assert re.search(r"units: 100%\|[^|]*\| 3/3 ", err), err
+    assert_unit_progress(lines, err, 3)
     workers = capfd.readouterr().out.splitlines()
     for run in ("teacher_s0", "nds_s0", "ds_kd_T1_a0.8_s0,ds_kd_T4_a0.8_s0"):
         for epoch in (1, 2):

@@ -14,6 +14,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import standin  # noqa: E402
 from train_helpers import run_config  # noqa: E402
 
+from kdfair.train.teacher import Teacher  # noqa: E402
+
 
 @pytest.fixture(autouse=True)
 def _standin(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,3 +49,17 @@ def sweep(trained_teacher: Path, tmp_path: Path) -> Path:
     target = tmp_path / "sweep"
     shutil.copytree(trained_teacher, target)
     return target
+
+
+@pytest.fixture
+def live_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Batch sizes of every live teacher forward."""
+    calls: list[int] = []
+    real = Teacher.live
+
+    def counting(self: Teacher, inputs: torch.Tensor, runtime):  # noqa: ANN001, ANN202
+        calls.append(len(inputs))
+        return real(self, inputs, runtime)
+
+    monkeypatch.setattr(Teacher, "live", counting)
+    return calls

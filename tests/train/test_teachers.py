@@ -22,26 +22,11 @@ import kdfair
 from kdfair.errors import ConfigError
 from kdfair.predictions import load_predictions, read_run_meta
 from kdfair.train.runner import execute
-from kdfair.train.teacher import Teacher
 
 
 def _predictions(folder: Path) -> bytes:
     with np.load(folder / "predictions.npz") as npz:
         return npz["logits"].tobytes()
-
-
-@pytest.fixture
-def live_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Batch sizes of every live teacher forward."""
-    calls: list[int] = []
-    real = Teacher.live
-
-    def counting(self: Teacher, inputs: torch.Tensor, runtime):  # noqa: ANN001, ANN202
-        calls.append(len(inputs))
-        return real(self, inputs, runtime)
-
-    monkeypatch.setattr(Teacher, "live", counting)
-    return calls
 
 
 def test_checkpoint_changed_in_place_invalidates_the_teacher_cache(

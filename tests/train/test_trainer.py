@@ -16,7 +16,6 @@ from train_helpers import run_config
 from kdfair.errors import ConfigError, KdfairWarning
 from kdfair.predictions import load_predictions, read_run_meta
 from kdfair.train.runner import execute
-from kdfair.train.teacher import Teacher
 
 HERE = Path(__file__).parent
 
@@ -91,15 +90,8 @@ def test_lockstep_equals_one_by_one(sweep: Path, tmp_path: Path) -> None:
     assert arrays(together[0])["logits"] != arrays(together[1])["logits"]
 
 
-def test_teacher_cache_when_augment_off(sweep: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[int] = []
-    real = Teacher.live
-
-    def counting(self: Teacher, inputs: torch.Tensor, runtime):  # noqa: ANN001, ANN202
-        calls.append(len(inputs))
-        return real(self, inputs, runtime)
-
-    monkeypatch.setattr(Teacher, "live", counting)
+def test_teacher_cache_when_augment_off(sweep: Path, live_calls: list[int]) -> None:
+    calls = live_calls  # batch sizes of every live teacher forward (conftest)
     runs = [run_config(f"ds_kd_T{t}_a0.8_s0", temperature=t, train={"augment": False}) for t in (2.0, 4.0)]
     execute(runs, sweep, device="cpu", progress=False)
     assert calls == [96]  # one pass over the 96 train images (eval batch 512), 0 per step
