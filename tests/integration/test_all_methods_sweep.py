@@ -102,6 +102,14 @@ def _summary(sweep_out: Path) -> dict[tuple[str, str, str, str], tuple[float, fl
     }
 
 
+def _markdown_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    """(header, body rows) of the one pipe table in a report .md file, cells stripped."""
+    lines = [line for line in path.read_text().splitlines() if line.startswith("|")]
+    cells = [[c.strip() for c in line.strip("|").split(" | ")] for line in lines]
+    assert set(cells[1]) <= {"---", "---:"}, path  # the alignment row
+    return cells[0], cells[2:]
+
+
 def test_report_has_the_bird_table_with_every_method(sweep_out: Path) -> None:
     counts = list(csv.DictReader((sweep_out / "audit" / "significance_counts.csv").open()))
     assert {row["method"] for row in counts} == set(FAIR_METHODS)
@@ -123,8 +131,18 @@ def test_report_has_the_bird_table_with_every_method(sweep_out: Path) -> None:
             assert mean == pytest.approx(100.0 * audit_mean, rel=1e-9, abs=1e-9), (role, method, column)
             assert std == pytest.approx(100.0 * audit_std, rel=1e-9, abs=1e-9), (role, method, column)
             assert 0.0 <= mean <= 100.0
+    # the Markdown rendering: the same rows, each number the CSV's at 2 decimals (mean ± std)
+    header, md_rows = _markdown_rows(tables / "bird_methods_colour.md")
+    assert header[:4] == ["Method", "Model", "T", "α"]
+    assert [(r[0], r[1]) for r in md_rows] == [(r["Method"], r["Model"]) for r in rows]
+    for md_row, row in zip(md_rows, rows, strict=True):
+        for column in BIRD_COLUMNS:
+            mean, std = float(row[f"{column} mean"]), float(row[f"{column} std"])
+            assert md_row[header.index(column)] == f"{mean:.2f} ± {std:.2f}", (row["Method"], column)
     inheritance = list(csv.DictReader((tables / "bird_inheritance_colour.csv").open()))
     assert [r["Training"] for r in inheritance[:2]] == ["teacher", "from scratch (NDS)"]
     assert len(inheritance) == 2 + len(FAIR_METHODS)
+    _, inheritance_md = _markdown_rows(tables / "bird_inheritance_colour.md")
+    assert len(inheritance_md) == len(inheritance)
     html = (sweep_out / "report" / "index.html").read_text()
     assert "bird_methods_colour" in html or "BIRD table" in html

@@ -192,3 +192,63 @@ def test_default_gate_starts_at_half_and_moves_within_a_few_meta_steps() -> None
     assert _gate_change("bird_no_meta", 10) == 0.0
     # the former defaults (phi_init 4, phi_lr 1e-3): slope 0.018, so 10 steps move the gate by < 2e-4
     assert _gate_change("bird", 10, phi_init=4.0, phi_lr=1e-3) < 2e-4 < moved / 25
+
+
+def test_first_meta_step_is_a_full_adam_step_at_the_paper_inner_lr() -> None:
+    """The meta-gradient scales with inner_lr; at the paper's 1e-3 it must still dwarf Adam's eps (1e-8)."""
+    student = mlp()
+    ctx = context_for(student, teacher_feature_dim=TEACHER_WIDTH, learning_rate=1e-3)
+    method = build_method("bird", {"warmup_epochs": 0}, ctx).double()
+    assert method.inner_lr == 1e-3
+    batch, meta_batch = make_batch(12, seed=0), make_batch(12, seed=3)
+    before = method.phi.detach().clone()
+    method.before_step(student, batch, teacher_output(batch, TEACHER_WIDTH), lambda: (meta_batch, None))
+    step = (method.phi.detach() - before).abs()
+    assert step.max() <= method.options.phi_lr * (1 + 1e-9)
+    assert step.mean() > 0.9 * method.options.phi_lr, step
+
+
+def test_meta_step_does_not_read_the_meta_teacher_outputs() -> None:
+    from kdfair.methods.base import Method, TeacherOutput
+
+    assert Method.needs_meta_teacher is False
+    batch, meta_batch = make_batch(12, seed=0), make_batch(12, seed=3)
+    teacher = teacher_output(batch, TEACHER_WIDTH)
+    phis = []
+    for meta_teacher in (teacher_output(meta_batch, TEACHER_WIDTH), TeacherOutput()):
+        student, method = build()
+        assert method.needs_meta_teacher is False
+        method.before_step(student, batch, teacher, lambda m=meta_teacher: (meta_batch, m))
+        phis.append(method.phi.detach().clone())
+    assert not torch.equal(phis[0], build()[1].phi.detach())  # phi moved
+    torch.testing.assert_close(phis[0], phis[1], rtol=0, atol=0)  # an empty TeacherOutput changes nothing
+
+
+def test_stepping_the_projector_virtually_would_not_change_the_meta_gradient() -> None:
+    """L_o of the virtual student reads only its logits, which do not depend on P: the choice is moot."""
+    from kdfair.methods.feature_kd import functional_forward_all
+
+    student, method = build(inner_lr=0.5)
+    assert method.projector.linear is not None  # widths 4 -> 5: a learned map
+    batch, meta_batch = make_batch(12, seed=0), make_batch(12, seed=3)
+    teacher = teacher_output(batch, TEACHER_WIDTH)
+    _, grad = method.meta_gradient(student, batch, teacher, meta_batch)
+
+    params = dict(student.named_parameters())
+    projector = dict(method.projector.named_parameters())
+    out = functional_forward_all(student, batch.inputs, params, use_running_stats=True)
+    projected = torch.func.functional_call(method.projector, projector, (out.features,))
+    target = method.gate() * teacher.features
+    l_in = method.alpha * F.mse_loss(projected, target) + (1 - method.alpha) * F.cross_entropy(
+        out.logits, batch.labels
+    )
+    every = {**{f"s.{k}": v for k, v in params.items()}, **{f"p.{k}": v for k, v in projector.items()}}
+    grads = torch.autograd.grad(l_in, list(every.values()), create_graph=True)
+    updated = {k: v - method.inner_lr * g for (k, v), g in zip(every.items(), grads, strict=True)}
+    assert any(g.abs().max() > 0 for k, g in zip(every, grads, strict=True) if k.startswith("p."))
+    student_updated = {k[2:]: v for k, v in updated.items() if k.startswith("s.")}
+    meta_out = functional_forward_all(student, meta_batch.inputs, student_updated, use_running_stats=True)
+    outer = class_group_ce_gap(meta_out.logits, meta_batch.labels, meta_batch.attributes["sex"], 2)
+    (with_projector,) = torch.autograd.grad(outer, [method.phi])
+    assert grad.abs().max() > 1e-6
+    torch.testing.assert_close(grad, with_projector, rtol=1e-12, atol=0)

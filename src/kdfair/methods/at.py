@@ -2,7 +2,8 @@
 
 ``L = CE + kd_weight * KD + beta/2 * sum over layer pairs of mean((a_S - a_T)^2)``, with ``a`` the
 L2-normalised channel mean of squared activations (:mod:`kdfair.losses.attention`). beta = 1000 as in the AT
-paper (BIRD's experiments used 1e6, seeds/004 §4). Needs the stage maps of a live teacher.
+paper. BIRD's experiments use 1e6 (seeds/004 appendix A.1) with the AT repository's maps, which are ours, so
+the ``configs/paper/bird_*.yaml`` set ``beta: 1e6``. Needs the stage maps of a live teacher.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from kdfair.models.base import KDModel
 
 class AttentionTransferOptions(BaseModel):
     model_config = STRICT
-    beta: float = Field(1000.0, ge=0.0)  # AT weight (AT paper: 1e3); the loss uses beta / 2
+    beta: float = Field(1000.0, ge=0.0)  # AT weight (AT paper: 1e3; BIRD's runs: 1e6); the loss uses beta / 2
     # (student map index, teacher map index) pairs; None: the last min(n_student, n_teacher) maps, in order
     layer_pairs: list[tuple[int, int]] | None = Field(None, min_length=1)
     kd_weight: float = Field(0.0, ge=0.0)  # weight of the Hinton KD term on logits; 0 = off

@@ -44,7 +44,8 @@ class TeacherOutput:
     maps: list[torch.Tensor] | None = None  # stage outputs, live teachers only
 
 
-# A callable that returns the next meta batch and its teacher outputs (BIRD's meta split).
+# A callable that returns the next meta batch and its teacher outputs (BIRD's meta split); the teacher outputs
+# are only needed by methods with ``needs_meta_teacher`` (an empty TeacherOutput() otherwise).
 MetaSource = Callable[[], tuple[Batch, TeacherOutput]]
 
 
@@ -57,6 +58,10 @@ class Method(nn.Module):
     needs_teacher_features: ClassVar[bool] = False
     needs_teacher_maps: ClassVar[bool] = False
     uses_meta_split: ClassVar[bool] = False
+    # whether before_step reads the TeacherOutput of its meta batches (the MetaSource's second item). When
+    # False the meta source may return an empty TeacherOutput() and skip the teacher's forward pass or cache
+    # lookup for every meta batch. BIRD: False (its L_o on the meta batch uses the student only).
+    needs_meta_teacher: ClassVar[bool] = False
 
     def loss(
         self, student: KDModel, batch: Batch, teacher: TeacherOutput | None

@@ -15,7 +15,8 @@ Stages 1-2 run in :meth:`BIRD.before_step`, stage 3 in :meth:`BIRD.loss`. The vi
 student: its BatchNorm layers normalise with the running statistics (``virtual_bn: running``, default) or
 the batch's (``batch``) and their buffers are never updated. The feature projector ``P`` (widths differ)
 is outside the virtual step: stage 1 steps only the student's parameters, so ``phi``'s meta-gradient flows
-through the student's update alone; ``P`` is trained in stage 3 by the student's optimizer.
+through the student's update alone; ``P`` is trained in stage 3 by the student's optimizer. (Stepping ``P``
+virtually too would give the same meta-gradient: ``L_o`` reads only the updated student's logits.)
 ``bird_no_meta`` skips stages 1-2, so ``phi`` keeps its initial value. The paper gives neither how ``phi``
 starts nor its learning rate ``mu_2`` (Algorithm 1): we start at ``phi_init = 0`` (gate 0.5, where the
 sigmoid's slope is largest, 0.25) and use ``phi_lr = 1e-2``, so that the gate can move within a few hundred
@@ -91,6 +92,9 @@ class BIRD(Method):
     needs_teacher_logits = False
     needs_teacher_features = True
     uses_meta_split = True  # bird_no_meta keeps it too, so both train on the same split
+    # L_o on the meta batch (Eqn. 3) reads only the virtually updated student's logits, labels and groups:
+    # before_step discards the meta batch's teacher outputs, so the trainer need not compute them
+    needs_meta_teacher = False
     meta_update: ClassVar[bool] = True
 
     def __init__(self, options: BIRDOptions, context: MethodContext) -> None:
@@ -173,7 +177,7 @@ class BIRD(Method):
             return {}
         if meta is None:
             raise ValueError(f"method '{self.name}' needs a meta batch source (the trainer's meta split)")
-        meta_batch, _ = meta()
+        meta_batch, _ = meta()  # the meta batch's teacher outputs are not used (needs_meta_teacher = False)
         outer, grad_phi = self.meta_gradient(student, batch, teacher, meta_batch)
         if not torch.isfinite(grad_phi).all():  # a diverged virtual step: keep phi, report the skip
             return {"meta_fairness": float(outer), "meta_skipped": 1.0}

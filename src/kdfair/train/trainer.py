@@ -183,7 +183,7 @@ def _meta_source(
         index = torch.from_numpy(positions).to(runtime.device)
         x = inputs.batch(positions)
         batch = Batch(x, labels[index], {k: v[index] for k, v in attributes.items()}, index)
-        if teacher is None:
+        if teacher is None or not student.method.needs_meta_teacher:  # BIRD discards them: no teacher pass
             return batch, TeacherOutput()
         return batch, teacher.live(x, runtime) if live else teacher.lookup(index)
 
