@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The exact commands behind RESULTS.md: CPU-scale experiments, run one after another, 2 workers, 1 thread each.
 # Usage: scripts/run_experiments.sh [EXPERIMENT ...]   (default: all, in RESULTS.md order)
-# EXPERIMENT: demo trifeature_sgd trifeature trifeature_large cifar10 cifar10_long utkface_kd utkface_fair utkface_kd_long utkface_fair_long cifar10s hatexplain
+# EXPERIMENT: demo trifeature_sgd trifeature trifeature_large cifar10 cifar10_long utkface_kd utkface_fair utkface_kd_long utkface_fair_long utkface_bird_lambda005 cifar10s hatexplain
 # Outputs: experiments_out/<name>/ (git-ignored); logs and wall times: experiments_out/logs/<name>.log.
 # Data: CIFAR-10 JPEG and UTKFace part 1 extracted under /tmp/kdfair_data (see docs/datasets.md); HateXplain
 # at /work/shared/data/hatexplain. Re-running a finished experiment skips its finished runs (resume).
@@ -33,7 +33,7 @@ copy_results() {  # copy_results NAME: the small report artefacts worth keeping 
   cp "experiments_out/logs/$1.log" "$dst/run.log"
   local py=.venv/bin/python
   case "$1" in  # the trend / method-comparison statistics quoted in RESULTS.md
-    utkface_fair*) "$py" results/trends.py "$src/audit" --methods race --out "$dst/methods.md" > /dev/null ;;
+    utkface_fair*|utkface_bird*) "$py" results/trends.py "$src/audit" --methods race --out "$dst/methods.md" > /dev/null ;;
     cifar10s)      "$py" results/trends.py "$src/audit" --methods grey --out "$dst/methods.md" > /dev/null ;;
     *)             "$py" results/trends.py "$src/audit" --out "$dst/trends.md" > /dev/null ;;
   esac
@@ -58,13 +58,14 @@ run_one() {
     utkface_fair) timed utkface_fair "$KDFAIR" sweep configs/experiments/utkface_fair_resnet20_lenet5.yaml --out experiments_out/utkface_fair --workers 2 ;;
     utkface_kd_long)   timed utkface_kd_long "$KDFAIR" sweep configs/experiments/utkface_kd_long_resnet20_lenet5.yaml --out experiments_out/utkface_kd_long --workers 2 ;;
     utkface_fair_long) timed utkface_fair_long "$KDFAIR" sweep configs/experiments/utkface_fair_long_resnet20_lenet5.yaml --out experiments_out/utkface_fair_long --workers 2 ;;
+    utkface_bird_lambda005) timed utkface_bird_lambda005 "$KDFAIR" sweep configs/experiments/utkface_bird_lambda005_resnet20_lenet5.yaml --out experiments_out/utkface_bird_lambda005 --workers 2 ;;
     cifar10s)     timed cifar10s "$KDFAIR" sweep configs/experiments/cifar10s_resnet20_lenet5.yaml --out experiments_out/cifar10s --workers 2 ;;
     hatexplain)   timed hatexplain "$KDFAIR" sweep configs/experiments/hatexplain_bert_distilbert.yaml --out experiments_out/hatexplain --workers 2 ;;
-    *) echo "unknown experiment '$1'; valid: demo trifeature_sgd trifeature trifeature_large cifar10 cifar10_long utkface_kd utkface_fair utkface_kd_long utkface_fair_long cifar10s hatexplain" >&2; exit 2 ;;
+    *) echo "unknown experiment '$1'; valid: demo trifeature_sgd trifeature trifeature_large cifar10 cifar10_long utkface_kd utkface_fair utkface_kd_long utkface_fair_long utkface_bird_lambda005 cifar10s hatexplain" >&2; exit 2 ;;
   esac
   if [ -f "experiments_out/$1/audit/summary.csv" ]; then copy_results "$1"; fi
 }
 
 ensure_data
-if [ "$#" -eq 0 ]; then set -- demo trifeature_sgd trifeature trifeature_large cifar10 cifar10_long utkface_kd utkface_fair utkface_kd_long utkface_fair_long cifar10s hatexplain; fi
+if [ "$#" -eq 0 ]; then set -- demo trifeature_sgd trifeature trifeature_large cifar10 cifar10_long utkface_kd utkface_fair utkface_kd_long utkface_fair_long utkface_bird_lambda005 cifar10s hatexplain; fi
 for name in "$@"; do run_one "$name"; done
