@@ -1,6 +1,7 @@
 """Lockstep students vs one-by-one training, on synthetic 32x32 images (PERF-NOTES §3-4).
 
     nice python benchmarks/bench_lockstep.py [--train 4096] [--train-big 1024] [--rounds 3] [--threads 1]
+                                             [--modes one_by_one,lockstep_live,lockstep_cached,fused,bare]
 
 K = 10 DS runs that differ only in temperature (KD, alpha 0.8, 1 epoch, batch 128, same data), per pair
 (ResNet-20 -> LeNet-5 on ``--train`` images, ResNet-56 -> ResNet-20 on ``--train-big``), measured
@@ -10,13 +11,18 @@ round-robin, ``--rounds`` times; medians are printed:
 - ``lockstep_live``: one ``execute`` of the group, augmentation on: one live teacher forward per batch;
 - ``lockstep_cached``: one ``execute`` of the group, augmentation off: the teacher's outputs are computed once
   (the cache fill, a one-time cost per teacher) and looked up by every student and epoch;
+- ``fused``: ``lockstep_cached`` with ``train.fuse_students``: the 10 students train as one fused model
+  (kdfair.train.fused);
 - ``bare``: the same student alone with no teacher, plain cross-entropy on the same (unaugmented, normalised)
   batches of ready tensors, same optimiser: the floor of a student step.
 
 Targets: lockstep >= 4x (ResNet-20 -> LeNet-5) and >= 1.7x (ResNet-56 -> ResNet-20) faster than one by one,
 whole ``execute`` calls, reported for the live and the cached configuration; per-student epoch cost of the
-cached lockstep (training-loop seconds / 10, from epochs.csv) <= 1.15x a bare epoch. Teachers are randomly
-initialised (speed does not depend on the weights).
+cached lockstep (training-loop seconds / 10, from epochs.csv) <= 1.15x a bare epoch. Fused students (issue
+14): the cached lockstep's training loop >= 1.5x slower than the fused one for LeNet-5 (reported for
+ResNet-20 too), and the fused per-student epoch against a bare epoch. Teachers are randomly initialised
+(speed does not depend on the weights). ``--modes`` measures a subset (the ratios that need a missing mode
+are left out).
 
 The process runs with PERF-NOTES §1's ``GLIBC_TUNABLES`` allocator setting (re-executing itself unless it is
 set or tcmalloc is preloaded). ``--threads 1`` by default: on the shared 2-core machine under load two OpenMP
@@ -41,7 +47,8 @@ TUNABLES = (
 TEMPERATURES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
 PAIRS = [("resnet20", "lenet5", 4.0), ("resnet56", "resnet20", 1.7)]  # teacher, student, target speed-up
 PER_STUDENT_TARGET = 1.15
-MODES = ("one_by_one", "lockstep_live", "lockstep_cached", "bare")
+MODES = ("one_by_one", "lockstep_live", "lockstep_cached", "fused", "bare")
+FUSED_TARGET = 1.5  # LeNet-5, K = 10: fused training loop vs the cached lockstep's
 BATCH = 128
 
 if "tcmalloc" not in os.environ.get("LD_PRELOAD", "") and os.environ.get("GLIBC_TUNABLES") != TUNABLES:
@@ -83,9 +90,17 @@ def synthetic(n_train: int, n_test: int) -> Dataset:
 
 
 def runs(
-    teacher: str, teacher_file: Path, student: str, augment: bool, tag: str, data: str, threads: int
+    teacher: str,
+    teacher_file: Path,
+    student: str,
+    augment: bool,
+    tag: str,
+    data: str,
+    threads: int,
+    fuse: bool = False,
 ) -> list[RunConfig]:
     """The K DS runs of one measurement (run ids tagged so every measurement starts fresh)."""
+    train = {"epochs": 1, "batch_size": BATCH, "augment": augment, "threads": threads, "fuse_students": fuse}
     return [
         RunConfig.model_validate(
             {
@@ -98,7 +113,7 @@ def runs(
                 "temperature": t,
                 "alpha": 0.8,
                 "teacher": {"kind": "checkpoint", "path": str(teacher_file), "model": {"name": teacher}},
-                "train": {"epochs": 1, "batch_size": BATCH, "augment": augment, "threads": threads},
+                "train": train,
             }
         )
         for t in TEMPERATURES
@@ -131,13 +146,18 @@ def bare_epoch(student: str, data: Dataset) -> float:
 
 
 def measure_pair(
-    pair: tuple[str, str, float], files: dict[str, Path], work: Path, tag: str, threads: int, data: Dataset
+    pair: tuple[str, str, float],
+    files: dict[str, Path],
+    work: Path,
+    tag: str,
+    args: argparse.Namespace,
+    data: Dataset,
 ) -> dict[str, float]:
-    """One round of every configuration of one pair (seconds)."""
+    """One round of every configuration in ``args.modes`` of one pair (seconds)."""
     teacher, student, _ = pair
-    data_name = f"synthetic_{student}"
+    data_name, threads = f"synthetic_{student}", args.threads
     out: dict[str, float] = {}
-    for mode in MODES:
+    for mode in args.modes:
         if mode == "bare":
             torch.set_num_threads(threads)
             out["bare_epoch"] = bare_epoch(student, data)
@@ -146,10 +166,11 @@ def measure_pair(
             teacher,
             files[teacher],
             student,
-            mode != "lockstep_cached",
+            mode not in ("lockstep_cached", "fused"),
             f"{tag}_{student}_{mode}",
             data_name,
             threads,
+            fuse=mode == "fused",
         )
         sweep = work / f"{tag}_{student}_{mode}"
         start = time.perf_counter()
@@ -174,6 +195,10 @@ def report(times: dict[str, list[float]], args: argparse.Namespace) -> None:
         print(f"  {key:42s} {value:8.2f} s   (all: {', '.join(f'{v:.2f}' for v in times[key])})")
     for teacher, student, target in PAIRS:
         m = {k.split(" ", 1)[1]: v for k, v in median.items() if k.startswith(f"{teacher}->{student} ")}
+        if {"lockstep_cached", "fused"} <= set(m):
+            report_fused(f"{teacher}->{student}", m, student == "lenet5")
+        if not {"one_by_one", "lockstep_live", "lockstep_cached", "bare_epoch"} <= set(m):
+            continue
         live = m["one_by_one"] / m["lockstep_live"]
         cached = m["one_by_one"] / m["lockstep_cached"]
         per_epoch = m["lockstep_cached_epoch"] / len(TEMPERATURES) / m["bare_epoch"]
@@ -187,6 +212,20 @@ def report(times: dict[str, list[float]], args: argparse.Namespace) -> None:
         )
 
 
+def report_fused(name: str, m: dict[str, float], has_target: bool) -> None:
+    """Fused vs today's (cached) lockstep: training-loop and whole-execute ratios, and against bare."""
+    loop = m["lockstep_cached_epoch"] / m["fused_epoch"]
+    whole = m["lockstep_cached"] / m["fused"]
+    verdict = (
+        f" (target >= {FUSED_TARGET}x: {'met' if loop >= FUSED_TARGET else 'missed'})" if has_target else ""
+    )
+    line = f"{name}: fused over lockstep: training loop {loop:.2f}x{verdict}, whole execute {whole:.2f}x"
+    if "bare_epoch" in m:
+        per_student = m["fused_epoch"] / len(TEMPERATURES) / m["bare_epoch"]
+        line += f"; fused per-student epoch / bare epoch {per_student:.2f}x"
+    print(line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=int, default=4096, help="train images, ResNet-20 -> LeNet-5")
@@ -194,7 +233,14 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=256, help="test images (predicted once per run)")
     parser.add_argument("--rounds", type=int, default=3, help="round-robin repetitions")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (see the module docstring)")
+    parser.add_argument(
+        "--modes", default=",".join(MODES), help=f"comma-separated subset of {','.join(MODES)}"
+    )
     args = parser.parse_args()
+    unknown = sorted(set(args.modes.split(",")) - set(MODES))
+    if unknown:
+        parser.error(f"unknown modes {unknown}; valid: {', '.join(MODES)}")
+    args.modes = [mode for mode in MODES if mode in args.modes.split(",")]
     args.load_before = os.getloadavg()
     torch.set_num_threads(args.threads)
     sizes = {"lenet5": args.train, "resnet20": args.train_big}
@@ -212,7 +258,7 @@ def main() -> None:
         for round_ in range(args.rounds):
             for pair in PAIRS:
                 for key, value in measure_pair(
-                    pair, files, work, f"r{round_}", args.threads, data[f"synthetic_{pair[1]}"]
+                    pair, files, work, f"r{round_}", args, data[f"synthetic_{pair[1]}"]
                 ).items():
                     times.setdefault(f"{pair[0]}->{pair[1]} {key}", []).append(value)
             print(f"round {round_ + 1} done, load {os.getloadavg()}", flush=True)

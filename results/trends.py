@@ -22,8 +22,25 @@ from scipy import stats
 
 from kdfair.io import write_text_atomic
 
-LOWER_IS_BETTER = {"eod", "dpd", "deo_mean", "deo_max", "individual_unfairness"}
-TREND_METRICS = ["accuracy", "eod", "dpd", "individual_unfairness", "consistency"]
+LOWER_IS_BETTER = {
+    "eod",
+    "dpd",
+    "deo_mean",
+    "deo_max",
+    "individual_unfairness",
+    "counterfactual_unfairness",
+    "counterfactual_flip_rate",
+}
+TREND_METRICS = [
+    "accuracy",
+    "eod",
+    "dpd",
+    "individual_unfairness",
+    "consistency",
+    "counterfactual_unfairness",
+    "counterfactual_flip_rate",
+]
+UNITLESS = {"individual_unfairness", "counterfactual_unfairness"}  # shown as fractions, 4 digits
 
 
 def _fmt(x: float, scale: float = 100.0, digits: int = 2) -> str:
@@ -56,7 +73,7 @@ def temperature_trends(audit: Path, max_t: float) -> str:
             continue
         group = group.sort_values("temperature")
         base = nds[(nds.metric == metric) & (nds.attribute == attr)]["mean"]
-        scale, digits = (1.0, 4) if metric == "individual_unfairness" else (100.0, 2)
+        scale, digits = (1.0, 4) if metric in UNITLESS else (100.0, 2)
         base_v = float(base.iloc[0]) if len(base) else float("nan")
         lower = metric in LOWER_IS_BETTER
         better = int(((group["mean"] < base_v) if lower else (group["mean"] > base_v)).sum())
@@ -75,7 +92,80 @@ def temperature_trends(audit: Path, max_t: float) -> str:
                 pairs = zip(counts.temperature, counts[col], strict=True)
                 values = ", ".join(f"{t:g}:{int(v)}" for t, v in pairs)
                 lines.append(f"| {col} | {_rho(counts.temperature, counts[col])} | {values} |")
+    lines += noise_floor_trends(audit, max_t) + accuracy_vs_nds(audit, max_t)
     return "\n".join(lines)
+
+
+def noise_floor_trends(audit: Path, max_t: float) -> list[str]:
+    """Markdown lines: the group-fairness trends read through the noise floor (SPEC §5).
+
+    Per metric and attribute: Spearman rho of the DS conditions' excess over the null mean against T, how
+    many DS conditions exceed their floor (BH), and how many are significantly fairer or less fair than the
+    NDS (the audit's Welch test over seeds of the excess, BH over temperatures: ``fairness_tests.csv``).
+    """
+    floor_path, tests_path = audit / "noise_floor_summary.csv", audit / "fairness_tests.csv"
+    if not floor_path.exists():
+        return []
+    floor = pd.read_csv(floor_path, dtype={"attribute": str})
+    tests = pd.read_csv(tests_path, dtype={"attribute": str}) if tests_path.exists() else None
+    ds = floor[(floor.role == "ds") & (floor.temperature <= max_t)]
+    lines = [
+        "",
+        "Through the noise floor: excess = seed mean minus the permutation null's mean (percentage points); "
+        "'beyond floor' counts DS conditions with BH-significant excess; 'vs NDS' counts DS conditions whose "
+        "excess is significantly lower / higher than the NDS's (Welch over seeds, BH over T).",
+        "",
+        "| metric | attribute | rho of excess vs T (p) | NDS excess | DS excess range | beyond floor | "
+        "vs NDS lower / higher |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (metric, attr), group in ds.groupby(["metric", "attribute"], sort=True):
+        group = group.sort_values("temperature")
+        nds = floor[(floor.role == "nds") & (floor.metric == metric) & (floor.attribute == attr)]
+        nds_excess = float(nds["excess"].iloc[0]) if len(nds) else float("nan")
+        lower = higher = "-"
+        if tests is not None:
+            mine = tests[
+                (tests.comparison == "nds_vs_ds") & (tests.metric == metric) & (tests.attribute == attr)
+            ]
+            mine = mine[(mine.temperature <= max_t) & mine.significant_bh.astype(bool)]
+            lower, higher = int((mine.difference < 0).sum()), int((mine.difference > 0).sum())
+        lines.append(
+            f"| {metric} | {attr} | {_rho(group.temperature, group['excess'])} | {_fmt(nds_excess)} | "
+            f"{_fmt(group['excess'].min())}-{_fmt(group['excess'].max())} | "
+            f"{int(group.significant_bh.astype(bool).sum())}/{len(group)} | {lower} / {higher} |"
+        )
+    return lines
+
+
+def accuracy_vs_nds(audit: Path, max_t: float) -> list[str]:
+    """Markdown lines: accuracy and counterfactual unfairness of each DS condition against the NDS."""
+    runs = pd.read_csv(audit / "run_metrics.csv", dtype={"attribute": str})
+    runs["attribute"] = runs["attribute"].fillna("")
+    lines = []
+    for (metric, attr), sel in runs.groupby(["metric", "attribute"], sort=True):
+        if metric in ("accuracy", "counterfactual_unfairness"):
+            lines += _vs_nds(sel, metric, attr, max_t)
+    return lines
+
+
+def _vs_nds(sel: pd.DataFrame, metric: str, attribute: str, max_t: float) -> list[str]:
+    """One line: DS minus NDS per temperature, Welch over seeds (two-sided), BH over the temperatures."""
+    nds = sel[sel.role == "nds"]["value"]
+    ds = sel[(sel.role == "ds") & (sel.temperature <= max_t)]
+    if len(nds) < 2 or ds.empty:
+        return []
+    rows = []
+    for t, group in ds.groupby("temperature"):
+        test = stats.ttest_ind(group["value"], nds, equal_var=False)
+        rows.append((t, group["value"].mean() - nds.mean(), test.pvalue))
+    bh = stats.false_discovery_control([p for _, _, p in rows])
+    scale, unit = (1.0, "") if metric in UNITLESS else (100.0, " points")
+    cells = ", ".join(
+        f"{t:g}: {d * scale:+.4g} (p={p:.3f}, BH {q:.3f})" for (t, d, p), q in zip(rows, bh, strict=True)
+    )
+    name = metric + (f" ({attribute})" if attribute else "")
+    return ["", f"{name}, DS minus NDS{unit} (Welch over seeds; BH over T): {cells}"]
 
 
 def method_comparison(audit: Path, attribute: str) -> str:

@@ -1,4 +1,5 @@
-"""Welch class tests and Benjamini-Hochberg: scipy as the oracle, undefined cases, validation."""
+"""Welch class tests and Benjamini-Hochberg (scipy's, around kdfair's NaN handling): scipy as the oracle,
+hand-worked cases, undefined cases, validation."""
 
 from __future__ import annotations
 
@@ -84,9 +85,25 @@ def test_welch_invariant_to_seed_order_and_permutes_with_classes(groups, seed, c
     assert permuted.count == base.count
 
 
-def test_benjamini_hochberg_hand_worked():
-    # m = 4: sorted 0.01, 0.02, 0.03, 0.5 -> 0.04, 0.04, 0.04, 0.5
-    np.testing.assert_allclose(benjamini_hochberg([0.03, 0.5, 0.01, 0.02]), [0.04, 0.5, 0.04, 0.04])
+NAN = float("nan")
+
+
+@pytest.mark.parametrize(
+    ("p_values", "expected"),
+    [
+        # m = 4: sorted 0.01, 0.02, 0.03, 0.5 -> p m / rank = 0.04, 0.04, 0.04, 0.5; step-up minimum unchanged
+        ([0.03, 0.5, 0.01, 0.02], [0.04, 0.5, 0.04, 0.04]),
+        # NaN is no test: m = 3; 0.01, 0.03, 0.04 -> 0.03, 0.045, 0.04 -> step-up minimum 0.03, 0.04, 0.04
+        ([0.01, NAN, 0.04, 0.03], [0.03, NAN, 0.04, 0.04]),
+        # ties: 0.02, 0.02, 0.5 -> 0.06, 0.03, 0.5 -> 0.03, 0.03, 0.5
+        ([0.5, 0.02, 0.02], [0.5, 0.03, 0.03]),
+        ([0.2], [0.2]),
+        ([NAN, NAN], [NAN, NAN]),
+        ([], []),
+    ],
+)
+def test_benjamini_hochberg_hand_worked(p_values, expected):
+    np.testing.assert_allclose(benjamini_hochberg(p_values), expected, rtol=1e-12)
 
 
 def test_zero_variance_in_both_groups_is_undefined_with_one_warning():
@@ -142,6 +159,12 @@ def test_bad_inputs_raise(arguments, options, error, match):
             welch_class_test(*arguments, **options)
 
 
-def test_bad_p_values_raise():
+@pytest.mark.parametrize("p_values", [[0.5, 1.5], [-0.1], [0.5, float("inf")]])
+def test_bad_p_values_raise(p_values):
     with pytest.raises(DataError, match=r"\[0, 1\]"):
-        benjamini_hochberg([0.5, 1.5])
+        benjamini_hochberg(p_values)
+
+
+def test_benjamini_hochberg_needs_one_dimension():
+    with pytest.raises(DataError, match="1-D"):
+        benjamini_hochberg(np.full((2, 2), 0.5))

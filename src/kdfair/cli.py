@@ -1,7 +1,8 @@
 """The ``kdfair`` command line: ``audit``, ``report``, ``sweep``, ``data`` and ``demo``.
 
 Each command lives in its own module, which exposes ``add_parser(subparsers)``; the parser it adds sets
-``func(args) -> int``. A :class:`~kdfair.errors.KdfairError` is printed as one line and exits with status 2.
+``func(args) -> int``. A :class:`~kdfair.errors.KdfairError` is printed as one line and exits with status 2,
+as is a missing optional dependency, with the extra that installs it (:mod:`kdfair.extras`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 
 from kdfair import __version__
 from kdfair.errors import KdfairError
+from kdfair.extras import missing_extra
 
 # command name -> module that defines it (imported only when needed, so --help stays fast)
 COMMANDS: dict[str, str] = {
@@ -51,8 +53,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except KdfairError as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    except (KdfairError, ModuleNotFoundError) as exc:
+        # a module of an extra that is not installed becomes one line naming the extra
+        error = exc if isinstance(exc, KdfairError) else missing_extra(exc)
+        if error is None:
+            raise
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"kdfair {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -42,26 +42,18 @@ class WelchResult:
 def benjamini_hochberg(p_values: Any) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (step-up FDR control), same shape as ``p_values`` (1-D).
 
-    NaN entries stay NaN and do not count in the number of tests m. Equals
-    ``scipy.stats.false_discovery_control(p, method="bh")`` on the non-NaN entries.
+    ``scipy.stats.false_discovery_control(p, method="bh")`` on the non-NaN entries: NaN entries (undefined
+    tests) stay NaN and do not count in the number of tests m.
     """
     p = np.asarray(p_values, dtype=np.float64)
     if p.ndim != 1:
         raise DataError(f"p_values must be 1-D, got shape {p.shape}")
-    finite = ~np.isnan(p)
-    if np.any((p[finite] < 0) | (p[finite] > 1)):
+    tested = ~np.isnan(p)
+    if np.any((p[tested] < 0) | (p[tested] > 1)):
         raise DataError("p_values must lie in [0, 1]")
     adjusted = np.full_like(p, np.nan)
-    tested = p[finite]
-    m = len(tested)
-    if m == 0:
-        return adjusted
-    order = np.argsort(tested, kind="stable")
-    scaled = tested[order] * m / np.arange(1, m + 1)
-    stepped = np.minimum.accumulate(scaled[::-1])[::-1]
-    result = np.empty(m)
-    result[order] = np.minimum(stepped, 1.0)
-    adjusted[finite] = result
+    if tested.any():
+        adjusted[tested] = scipy_stats.false_discovery_control(p[tested], method="bh")
     return adjusted
 
 

@@ -30,7 +30,7 @@ from scipy.special import ndtr
 
 from kdfair.io import save_npz_atomic, write_json_atomic, write_text_atomic
 
-__all__ = ["SyntheticEffects", "make_synthetic_sweep", "run_id", "write_example"]
+__all__ = ["SyntheticEffects", "draw_test_set", "make_synthetic_sweep", "run_id", "write_example"]
 
 
 @dataclass(frozen=True)
@@ -228,3 +228,34 @@ def write_example(out_dir: str | Path) -> list[Path]:
         attributes={"group": 2, "region": 3},
         seed=2024,
     )
+
+
+def draw_test_set(
+    roles: Sequence[str],
+    *,
+    n_classes: int,
+    n_samples: int,
+    n_seeds: int = 1,
+    attributes: Mapping[str, int] | None = None,
+    effects: SyntheticEffects | Mapping[str, Any] | None = None,
+    temperature: float | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """One test set and predicted labels drawn in memory by the generative model above (nothing written).
+
+    For simulation studies (the noise-floor calibration tests). Returns ``y_true`` (N,), the group codes per
+    attribute (N,) and, per role, ``(n_seeds, N)`` predicted labels; DS roles use ``temperature``. With
+    ``group_gap`` 0 for a role its errors are independent of every group given the class.
+    """
+    attributes = {"group": 2} if attributes is None else dict(attributes)
+    if effects is None:
+        effects = SyntheticEffects()
+    elif not isinstance(effects, SyntheticEffects):
+        effects = replace(SyntheticEffects(), **dict(effects))
+    rng = np.random.default_rng(seed)
+    pop = _population(rng, n_classes, n_samples, attributes, 1, effects.class_spread)
+    predictions = {}
+    for role in roles:
+        p_correct = _correct_probability(pop, role, temperature if role == "ds" else None, effects)
+        predictions[role] = np.stack([_predictions(rng, pop, p_correct, effects) for _ in range(n_seeds)])
+    return pop.y_true, dict(pop.attributes), predictions

@@ -22,6 +22,11 @@ AUDIT_FILES = {
     "class_tests.csv",
     "significance_counts.csv",
     "disagreement_rate.csv",
+    "run_health.csv",  # no learning_curves.csv: the synthetic runs have no epochs.csv
+    "condition_health.csv",
+    "noise_floor.csv",  # kdfair.audit.noise
+    "noise_floor_summary.csv",
+    "fairness_tests.csv",
 }
 
 
@@ -54,7 +59,10 @@ def test_writes_exactly_the_documented_files(audited: tuple[Path, dict]) -> None
     assert info["n_seeds"] == {"teacher": 4, "nds": 4, "ds_kd_T1_a0.8": 4, "ds_kd_T8_a0.8": 4}
     assert info["attributes"] == {"group": ["0", "1"], "region": ["0", "1", "2"]}
     assert info["individual_fairness"]["k"] == 5
-    assert info["individual_fairness"]["representation"].endswith("representation.npz")
+    # default kNN space: the teacher's penultimate features (SPEC §6), not representation.npz beside the runs
+    assert info["individual_fairness"]["representation"] == "teacher features (teacher_s0)"
+    assert info["individual_fairness"]["space"] == "teacher"
+    assert info["individual_fairness"]["pairs"]["same_label"] > 0.5
     assert [c["id"] for c in info["conditions"]] == ["teacher", "nds", "ds_kd_T1_a0.8", "ds_kd_T8_a0.8"]
 
 

@@ -7,10 +7,11 @@ import torch
 import torch.nn.functional as F
 from tiny_models import context_for, make_batch, mlp, teacher_output
 
-from kdfair.losses.fairness import class_group_ce_gap
+from kdfair.losses.fairness import FAIRNESS_TERMS, class_group_ce_gap
 from kdfair.methods.registry import build_method
 
 TEACHER_WIDTH = 5  # != the student's 4: the learned projector is in play
+PAPER = {"fairness_term": "paper", "meta_objective": "fairness"}  # Eqn. 3 and Algorithm 1 exactly
 
 
 def build(name: str = "bird", **options):
@@ -23,7 +24,8 @@ def build(name: str = "bird", **options):
 
 
 def reference_outer_loss(method, student, batch, h_teacher, meta_batch, phi: torch.Tensor) -> float:
-    """Independent route: deep-copy the student, take the SGD step on L_in in place, evaluate L_o on meta."""
+    """Independent route: deep-copy the student, take the SGD step on L_in in place, evaluate the meta
+    objective on meta: L_o (paper) or (1 - alpha) CE + lambda L_o (task_and_fairness), the method's L_o."""
     virtual = copy.deepcopy(student).eval()  # virtual_bn = running: BatchNorm uses running statistics
     out = virtual.forward_all(batch.inputs)
     target = torch.sigmoid(phi) * h_teacher
@@ -36,11 +38,17 @@ def reference_outer_loss(method, student, batch, h_teacher, meta_batch, phi: tor
         for p, g in zip(params, grads, strict=True):
             p -= method.inner_lr * g
         logits = virtual(meta_batch.inputs)
-        return class_group_ce_gap(logits, meta_batch.labels, meta_batch.attributes["sex"], 2).item()
+        term = FAIRNESS_TERMS[method.options.fairness_term]
+        fairness = class_group_ce_gap(logits, meta_batch.labels, meta_batch.attributes["sex"], 2, term).item()
+        if method.options.meta_objective == "fairness":
+            return fairness
+        ce = F.cross_entropy(logits, meta_batch.labels).item()
+        return (1 - method.alpha) * ce + method.options.fairness_weight * fairness
 
 
-def test_phi_gradient_matches_finite_differences() -> None:
-    student, method = build(inner_lr=0.5)
+@pytest.mark.parametrize("options", [PAPER, {}], ids=["paper", "defaults"])
+def test_phi_gradient_matches_finite_differences(options: dict) -> None:
+    student, method = build(inner_lr=0.5, **options)
     student.train()
     batch, meta_batch = make_batch(12, seed=0), make_batch(12, seed=3)
     teacher = teacher_output(batch, TEACHER_WIDTH)
@@ -69,7 +77,7 @@ def test_meta_step_leaves_student_untouched_and_moves_phi_by_adam() -> None:
     phi = method.phi.detach().clone()
     _, grad = method.meta_gradient(student, batch, teacher, meta_batch)
     logged = method.before_step(student, batch, teacher, lambda: (meta_batch, teacher_output(meta_batch, 5)))
-    assert set(logged) == {"meta_fairness", "gate_mean"}
+    assert set(logged) == {"meta_objective", "gate_mean"}
     for key, value in student.state_dict().items():
         torch.testing.assert_close(value, state[key])  # parameters and BatchNorm buffers unchanged
     assert all(p.grad is None for p in student.parameters())
@@ -93,8 +101,9 @@ def test_no_meta_ablation_leaves_phi_unchanged() -> None:
     assert method.uses_meta_split and [id(p) for p in method.own_parameters()] == [id(method.phi)]
 
 
-def test_stage_three_loss_parts() -> None:
-    student, method = build(fairness_weight=0.2, alpha=0.7)
+@pytest.mark.parametrize("term", ["paper", "shrunk_huber"])
+def test_stage_three_loss_parts(term: str) -> None:
+    student, method = build(fairness_weight=0.2, alpha=0.7, fairness_term=term)
     batch = make_batch(12, seed=1)
     teacher = teacher_output(batch, TEACHER_WIDTH)
     parts = method.loss(student, batch, teacher)
@@ -102,7 +111,7 @@ def test_stage_three_loss_parts() -> None:
     gate = torch.sigmoid(method.phi.detach())
     feature = F.mse_loss(method.projector(out.features), gate * teacher.features)
     ce = F.cross_entropy(out.logits, batch.labels)
-    fairness = class_group_ce_gap(out.logits, batch.labels, batch.attributes["sex"], 2)
+    fairness = class_group_ce_gap(out.logits, batch.labels, batch.attributes["sex"], 2, FAIRNESS_TERMS[term])
     torch.testing.assert_close(parts["loss"], 0.7 * feature + 0.3 * ce + 0.2 * fairness)
     parts["loss"].backward()
     assert method.phi.grad is None  # phi is a constant in the student's loss
@@ -248,7 +257,59 @@ def test_stepping_the_projector_virtually_would_not_change_the_meta_gradient() -
     assert any(g.abs().max() > 0 for k, g in zip(every, grads, strict=True) if k.startswith("p."))
     student_updated = {k[2:]: v for k, v in updated.items() if k.startswith("s.")}
     meta_out = functional_forward_all(student, meta_batch.inputs, student_updated, use_running_stats=True)
-    outer = class_group_ce_gap(meta_out.logits, meta_batch.labels, meta_batch.attributes["sex"], 2)
+    outer = method.meta_objective(meta_out.logits, meta_batch)
     (with_projector,) = torch.autograd.grad(outer, [method.phi])
     assert grad.abs().max() > 1e-6
     torch.testing.assert_close(grad, with_projector, rtol=1e-12, atol=0)
+
+
+def test_fairness_weight_ramps_up_after_the_warm_up() -> None:
+    student = mlp()
+    options = {"warmup_epochs": 2, "fairness_weight": 0.2, "fairness_ramp_epochs": 4}
+    method = build_method("bird", options, context_for(student, teacher_feature_dim=TEACHER_WIDTH))
+    weights = []
+    for epoch in range(8):
+        method.start_epoch(epoch)
+        weights.append(method.fairness_weight())
+    # warm-up epochs 0-1 do not use lambda; then 1/4, 2/4, 3/4 and the full 0.2 from the 4th epoch after it
+    assert weights[2:] == pytest.approx([0.05, 0.1, 0.15, 0.2, 0.2, 0.2])
+    batch = make_batch(12)
+    teacher = teacher_output(batch, TEACHER_WIDTH)
+    method.double()
+    method.start_epoch(3)
+    parts = method.loss(student, batch, teacher)
+    plain = parts["loss"] - 0.1 * parts["fairness"]
+    torch.testing.assert_close(plain, method.alpha * parts["feature"] + (1 - method.alpha) * parts["ce"])
+
+
+def test_meta_batches_are_concatenated_into_one_meta_objective() -> None:
+    batch = make_batch(12, seed=0)
+    teacher = teacher_output(batch, TEACHER_WIDTH)
+    metas = [make_batch(12, seed=s) for s in (3, 4, 5)]
+    from kdfair.methods.bird import concat_batches
+
+    joined = concat_batches(metas)
+    assert joined.inputs.shape[0] == 36 and joined.attributes["sex"].shape == (36,)
+    student, method = build(meta_batches=3)
+    phi = method.phi.detach().clone()
+    outer, grad = method.meta_gradient(student, batch, teacher, joined)
+    stream = iter(metas)
+    logged = method.before_step(student, batch, teacher, lambda: (next(stream), teacher_output(batch, 5)))
+    assert logged["meta_objective"] == pytest.approx(outer.item(), rel=1e-12)  # all three batches were read
+    torch.testing.assert_close(method.phi.detach(), phi - 1e-2 * grad / (grad.abs() + 1e-8))
+
+
+def test_task_and_fairness_meta_objective_value() -> None:
+    student, method = build(fairness_weight=0.3, alpha=0.6)
+    batch = make_batch(12, seed=2)
+    logits = student(batch.inputs)
+    fairness = class_group_ce_gap(
+        logits, batch.labels, batch.attributes["sex"], 2, FAIRNESS_TERMS["shrunk_huber"]
+    )
+    expected = 0.4 * F.cross_entropy(logits, batch.labels) + 0.3 * fairness
+    torch.testing.assert_close(method.meta_objective(logits, batch), expected)
+    _, paper = build(**PAPER)
+    torch.testing.assert_close(
+        paper.meta_objective(logits, batch),
+        class_group_ce_gap(logits, batch.labels, batch.attributes["sex"], 2),
+    )

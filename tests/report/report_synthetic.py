@@ -20,6 +20,8 @@ from scipy import stats
 
 from kdfair.audit.conditions import group_conditions
 from kdfair.audit.tables import collect_settings
+from kdfair.convergence import criterion_info
+from kdfair.degenerate import rule_info
 from kdfair.predictions import RunMeta
 from kdfair.synthetic import run_id
 
@@ -240,6 +242,9 @@ def write_synthetic_audit(
         "settings": settings if settings is not None else real_settings,
         "individual_fairness": {"representation": "input", "k": 5},
         "warnings": warnings if warnings is not None else ["class 7: Welch test undefined (zero variance)"],
+        # kdfair.audit.health: nothing degenerate, no learning curves
+        "degenerate": {**rule_info(), "conditions": {}},
+        "convergence": {**criterion_info(), "conditions": {}},
     }
     (path / "audit.json").write_text(json.dumps(meta, indent=2))
     return SyntheticAudit(path=path, conditions=conditions, per_seed=values, class_tests=tests, counts=counts)

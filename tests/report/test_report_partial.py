@@ -25,8 +25,9 @@ CONDITIONS += [("ds_kd_T4_a0.8", "DS", "4")]
 VS_TEMPERATURE = {"fig3_significance_vs_temperature", "fig4_fairness_group", "fig6_individual_fairness"}
 FIGURES = {
     "no_nds": {"fig1_class_accuracy", "fig2_disagreement", *VS_TEMPERATURE, "fig7_bird_group"},
-    "no_teacher": {"fig1_class_accuracy", *VS_TEMPERATURE, "fig7_bird_group"},
-    "ds_only": {*VS_TEMPERATURE, "fig7_bird_group"},
+    # without teacher runs there are no teacher features: kNN individual fairness is skipped (SPEC §6)
+    "no_teacher": {"fig1_class_accuracy", *VS_TEMPERATURE - {"fig6_individual_fairness"}, "fig7_bird_group"},
+    "ds_only": {*VS_TEMPERATURE - {"fig6_individual_fairness"}, "fig7_bird_group"},
     "no_ds": {"fig7_bird_group"},  # nothing to plot against temperature
 }
 NO_NDS_NOTE = "The audit has no NDS runs: #SC (NDS vs DS) is undefined and shown as '-'."
@@ -85,12 +86,24 @@ def test_table1_values_and_notes(partial):
 
 
 def test_fairness_table_values(partial):
+    """EOD and DPD marked n.s. within their noise floor, then the floor (%) and p of EOD and DPD."""
     case, root, _ = partial
     runs = pd.read_csv(root / "audit" / "run_metrics.csv")
+    floor = pd.read_csv(root / "audit" / "noise_floor_summary.csv").query("attribute == 'group'")
+    floor = floor.set_index(["condition", "metric"])
     _, rows = read_table(root / "report" / "index.html", "table2_fairness_group")
+
+    def marked(cid: str, metric: str) -> str:
+        within = floor.loc[(cid, metric), "p_value"] > 0.05
+        return stat_text(runs, cid, metric, "group") + (" n.s." if within else "")
+
+    def floor_cells(cid: str) -> list[str]:
+        found = [floor.loc[(cid, m)] for m in ("eod", "dpd")]
+        return [text for f in found for text in (f"{100 * f['null_mean']:.2f}", f"{f['p_value']:.3f}")]
+
     assert rows == [
-        [model, temperature]
-        + [stat_text(runs, cid, m, a) for m, a in (("accuracy", ""), ("eod", "group"), ("dpd", "group"))]
+        [model, temperature, stat_text(runs, cid, "accuracy"), marked(cid, "eod"), marked(cid, "dpd")]
+        + floor_cells(cid)
         for cid, model, temperature in kept(case)
     ]
 

@@ -61,10 +61,11 @@ def test_out_of_date_audit_is_redone_with_its_options(real_sweep, tmp_path, caps
     assert main(["report", str(root), "--no-figures"]) == 0
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"kdfair report: {root / 'audit'} is out of date (1 input file(s) changed")
-    assert err.endswith("with its options (level 0.01, k 3, representation auto, auroc never)")
+    options = "level 0.01, k 3, representation auto, auroc never, permutations 999"
+    assert err.endswith(f"with its options ({options})")
     meta = json.loads((root / "audit" / "audit.json").read_text())
     assert (meta["level"], meta["individual_fairness"]["k"], meta["auroc"]["mode"]) == (0.01, 3, "never")
-    assert meta["individual_fairness"]["representation"] == str(root / "representation.npz")
+    assert meta["individual_fairness"]["representation"] == "teacher features (teacher_s0)"  # SPEC §6 default
     assert LEVEL_NOTE.format(level=0.01) in table1(root / "report")
 
 
@@ -90,8 +91,9 @@ def test_recorded_options_from_audit_json(tmp_path):
         (str(tmp_path / "representation.npz"), "auto"),  # the auto default of this runs folder
         (str(tmp_path / "npz"), str(tmp_path / "npz")),  # a file given with --representation PATH
     ]
-    for described, representation in cases:
-        meta = {"runs_dir": str(tmp_path), "level": 0.2, "individual_fairness": {"representation": described}}
+    recorded = [({"representation": "x", "option": option}, option) for option in ("input", "auto", "none")]
+    for fairness, representation in [({"representation": d}, r) for d, r in cases] + recorded:
+        meta = {"runs_dir": str(tmp_path), "level": 0.2, "individual_fairness": fairness}
         (tmp_path / "audit.json").write_text(json.dumps({**meta, "auroc": {"mode": "always"}}))
         assert recorded_options(tmp_path, tmp_path) == {
             "level": 0.2,

@@ -82,9 +82,11 @@ def env_without_crash() -> dict[str, str]:
 
 def assert_unit_progress(lines: list[str], err: str, n_units: int) -> None:
     """The sweep's progress without per-epoch bars: one finish line per unit with counts and times, the last
-    one saying all units are done, and a bar over units on stderr that reaches ``n_units``."""
+    one saying all units are done, and, stderr being no terminal here, a plain progress line on stderr that
+    reaches ``n_units`` instead of a redrawn bar."""
     finished = [line for line in lines if " finished " in line]
     pattern = rf"\[\d+/{n_units}\] finished \S+ in [\d.]+ s \(\d+/{n_units} units done, \d+ s elapsed\)"
     assert len(finished) == n_units and all(re.fullmatch(pattern, x) for x in finished), finished
     assert f"({n_units}/{n_units} units done, " in finished[-1]
-    assert re.search(rf"units: 100%\|[^|]*\| {n_units}/{n_units} ", err), err
+    assert re.search(rf"^progress: {n_units}/{n_units} units finished \(100%\) in \d[\w ]*$", err, re.M), err
+    assert "\r" not in err, err

@@ -68,3 +68,25 @@ def test_option_errors(tmp_path: Path) -> None:
     assert run_cli("sweep", str(config), "--workers", "0")[0] == 2
     status, _, stderr = run_cli("sweep", str(config), "--address", "auto")
     assert status == 2 and "--address needs --executor ray" in stderr
+
+
+def test_folder_written_before_new_config_keys_still_resumes(
+    reference: tuple[Path, str], tmp_path: Path
+) -> None:
+    """Regression: the sweep's pre-flight check compared config.json verbatim, so a folder written before
+    ``train.schedule`` / ``warmup_epochs`` / ``fuse_students`` existed was refused as "a different config".
+    Keys added later with their defaults must not block a resume (nothing is retrained)."""
+    import json
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(reference[0], out)
+    for path in out.glob("runs/*/config.json"):
+        raw = json.loads(path.read_text())
+        for key in ("schedule", "warmup_epochs", "fuse_students"):
+            raw["train"].pop(key)
+        path.write_text(json.dumps(raw))
+    config = write_config(tmp_path, TINY)
+    status, stdout, stderr = run_cli("sweep", str(config), "--out", str(out), "--no-audit")
+    assert status == 0, stderr
+    assert "units: 0 trained" in stdout and " 0 failed" in stdout, stdout

@@ -112,7 +112,7 @@ def test_finish_lines_count_done_units_and_the_bar_counts_all(
     units = _units(tmp_path)
     units[2].run_dir(units[2].run_ids[0]).mkdir(parents=True)  # nds_s0 done already
     (units[2].run_dir(units[2].run_ids[0]) / "DONE").write_text("")
-    schedule(units, FakeBackend(batch=2), lines.append, bar=True)
+    schedule(units, FakeBackend(batch=2), lines.append, progress="bar")
     finished = [re.fullmatch(r"\[\d/6\] finished (\S+) in [\d.]+ s \((\d)/6 units done, \d+ s elapsed\)", x)
                 for x in lines if " finished " in x]  # fmt: skip
     assert all(finished) and len(finished) == 5
@@ -122,19 +122,27 @@ def test_finish_lines_count_done_units_and_the_bar_counts_all(
 
 
 def test_units_bar_only_when_units_train_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[bool] = []
-    monkeypatch.setattr(executors, "schedule", lambda units, backend, log, bar: seen.append(bar) or [])
+    seen: list[str | None] = []
+
+    def record(units: list[Unit], backend: Any, log: Any, progress: str | None) -> list:
+        seen.append(progress)
+        return []
+
+    monkeypatch.setattr(executors, "schedule", record)
     monkeypatch.setattr(executors, "_LocalBackend", lambda *args: FakeBackend())
-    run_units([], executor="local", workers=1, progress=True)  # this process: a bar per epoch instead
-    run_units([], executor="local", workers=2, progress=True)
+    run_units([], executor="local", workers=1, progress="bar")  # this process: a bar per epoch instead
+    run_units([], executor="local", workers=2, progress="bar")
     run_units([], executor="local", workers=2, progress=False)
-    assert seen == [False, True, False]
+    run_units([], executor="local", workers=1, progress="lines")  # plain lines never collide
+    assert seen == [None, "bar", None, "lines"]
 
 
 def test_worker_backends_print_a_line_per_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
     made: list[tuple] = []
     monkeypatch.setattr(executors, "_LocalBackend", lambda *args: made.append(args) or FakeBackend())
-    executors._make_backend("local", 2, None, "cpu", True)
-    executors._make_backend("local", 2, None, "cpu", False)
-    assert made == [(2, "cpu", "lines"), (2, "cpu", False)]
-    assert executors._make_backend("serial", 1, None, None, True).progress is True
+    executors._make_backend("local", 2, None, "cpu", "bar")
+    executors._make_backend("local", 2, None, "cpu", "lines")
+    executors._make_backend("local", 2, None, "cpu", None)
+    assert made == [(2, "cpu", "lines"), (2, "cpu", "lines"), (2, "cpu", False)]
+    assert executors._make_backend("serial", 1, None, None, "bar").progress is True
+    assert executors._make_backend("serial", 1, None, None, "lines").progress == "lines"

@@ -26,8 +26,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--representation",
         default="auto",
-        help="kNN representation for individual fairness: auto (RUNS_DIR/representation.npz, else teacher "
-        "features), teacher, none, or PATH.npz with arrays sample_id and x",
+        help="kNN representation for individual fairness: auto (default: the first teacher seed's features; "
+        "skipped with a note without them), teacher (an error without them), input (RUNS_DIR/"
+        "representation.npz, the standardised test inputs), none, or PATH.npz with arrays sample_id and x",
     )
     parser.add_argument("--k", type=int, default=5, help="neighbours per sample for individual fairness")
     parser.add_argument(
@@ -41,6 +42,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "audit.json says when it was left out)",
     )
     parser.add_argument(
+        "--permutations",
+        type=int,
+        default=None,
+        metavar="B",
+        help="within-class permutations of each protected attribute for the noise floor of DPD, EOD and "
+        "DEO (default 999: p-values down to 0.001; 0 skips it)",
+    )
+    parser.add_argument(
         "--json", action="store_true", help="print one JSON document to stdout instead of a table"
     )
     parser.set_defaults(func=run)
@@ -49,6 +58,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Run the audit, write its files, print the summary; 0 on success (errors raise KdfairError)."""
+    from kdfair.audit.counterfactual import console_lines
     from kdfair.audit.engine import audit_runs, write_audit  # heavy imports only when the command runs
     from kdfair.audit.summary import format_table, json_document
 
@@ -61,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         progress=True,
         auroc=args.auroc,
+        **({} if args.permutations is None else {"permutations": args.permutations}),
     )
     write_audit(result, out_dir)
     if args.json:
@@ -74,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if result.info["auroc"]["note"]:
         print(result.info["auroc"]["note"])
+    for line in console_lines(result.info):  # kNN space and pair shares, twins (kdfair.audit.counterfactual)
+        print(line)
     if result.warnings:
         print(
             f"{len(result.warnings)} warning(s) about undefined quantities, "

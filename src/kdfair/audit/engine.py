@@ -18,6 +18,9 @@ tasks with at most ``AUROC_MAX_CLASSES`` (100) classes -- BIRD's tasks have 2-10
 
 Large sweeps (more than ``PARALLEL_THRESHOLD`` logit values, or ``jobs`` > 1) use a pool of forked workers,
 one torch thread each, for the kNN graph and the runs (:mod:`kdfair.audit.parallel`).
+
+Run health -- degenerate predictors (from each run's predicted labels), convergence (from each run folder's
+``epochs.csv``) and the learning curves -- is :mod:`kdfair.audit.health`'s, added in ``_aggregate``.
 """
 
 from __future__ import annotations
@@ -41,12 +44,16 @@ from tqdm import tqdm
 from kdfair import __version__
 from kdfair.audit import tables
 from kdfair.audit.conditions import Condition, check_welch_seeds, group_conditions, reference_conditions
+from kdfair.audit.counterfactual import counterfactual_info, individual_fairness_info
+from kdfair.audit.health import HEALTH_FILES, audit_health
 from kdfair.audit.inputs import Reference, resolve_representation
+from kdfair.audit.noise import NOISE_FILES, check_permutations, noise_info, noise_tables, null_plans
 from kdfair.audit.parallel import stream_parallel
 from kdfair.audit.runmetrics import RunContext, RunResult, audit_run
 from kdfair.errors import KdfairError, KdfairWarning
 from kdfair.io import write_bytes_atomic, write_json_atomic, write_text_atomic
 from kdfair.metrics.individual import BLOCK_ROWS, KnnProblem, knn_rows, prepare_knn
+from kdfair.metrics.noise import DEFAULT_PERMUTATIONS
 from kdfair.predictions import RunMeta, discover_runs, load_predictions, read_run_meta
 
 # Above this many logit values (runs x samples x classes) the audit uses a process pool by default.
@@ -67,6 +74,10 @@ class AuditResult:
     significance_counts: pd.DataFrame
     disagreement: dict[str, np.ndarray]  # condition id -> (C, C) seed-averaged counts, rows = teacher
     disagreement_rate: pd.DataFrame
+    # run_health, condition_health, learning_curves (kdfair.audit.health): file stem -> table
+    health: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # noise_floor, noise_floor_summary, fairness_tests (kdfair.audit.noise): file stem -> table
+    noise: dict[str, pd.DataFrame] = field(default_factory=dict)
     # wall seconds of the stages (context: reference run + representation; knn; runs; aggregate)
     # and summed per-run seconds over all processes (load, metrics); not written (timings vary)
     timings: dict[str, float] = field(default_factory=dict)
@@ -85,6 +96,7 @@ def audit_runs(
     jobs: int | None = None,
     progress: bool = False,
     auroc: str = "auto",
+    permutations: int = DEFAULT_PERMUTATIONS,
 ) -> AuditResult:
     """Audit every run under ``runs_dir`` (see module docstring); nothing is written.
 
@@ -95,7 +107,9 @@ def audit_runs(
     :class:`KdfairWarning` raised is recorded, deduplicated, in ``info["warnings"]``. ``auroc``:
     ``"always"``, ``"never"`` or ``"auto"`` (computed only for at most ``AUROC_MAX_CLASSES`` classes: on
     1,000 classes it costs about a second per run); whether it was computed, and why not, is recorded in
-    ``info["auroc"]``. User errors raise :class:`~kdfair.errors.KdfairError` subclasses.
+    ``info["auroc"]``. ``permutations``: B of the noise floor of DPD, EOD and DEO (0: none; recorded in
+    ``info["noise_floor"]``, :mod:`kdfair.audit.noise`). User errors raise
+    :class:`~kdfair.errors.KdfairError` subclasses.
     """
     if auroc not in AUROC_MODES:
         raise KdfairError(f"--auroc: unknown mode {auroc!r}; valid: {', '.join(AUROC_MODES)}")
@@ -103,6 +117,7 @@ def audit_runs(
         raise KdfairError(f"--level must be in (0, 1), got {level}")
     if k < 2:
         raise KdfairError(f"--k must be >= 2 (consistency counts each point among its k neighbours), got {k}")
+    check_permutations(permutations)
     runs_dir = Path(runs_dir)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", KdfairWarning)
@@ -111,12 +126,16 @@ def audit_runs(
         check_welch_seeds(conditions)
         timings = {"start": time.perf_counter()}
         ctx, problem, first = _context(runs_dir, conditions, representation, k, auroc)
+        timings["null_setup"] = time.perf_counter()
+        ctx = replace(ctx, null_plans=null_plans(ctx.reference, permutations))  # shared by every run
         timings["runs"] = time.perf_counter()
+        timings["null_setup"] = timings["runs"] - timings["null_setup"]
         results = list(_stream(conditions, ctx, problem, first, jobs, progress, timings))
         timings["aggregate"] = time.perf_counter()
         result = _aggregate(runs_dir, conditions, ctx, results, level)
         timings["end"] = time.perf_counter()
     result.info["auroc"] = _auroc_info(auroc, ctx)
+    result.info["noise_floor"] = noise_info(permutations, result.noise["noise_floor_summary"], level)
     result.timings = _timings(timings, results)
     messages = [m for r in results for m in r.warnings]
     messages += [str(w.message) for w in caught if issubclass(w.category, KdfairWarning)]
@@ -142,12 +161,14 @@ def _auroc_info(mode: str, ctx: RunContext) -> dict[str, Any]:
 
 def _timings(marks: dict[str, float], results: list[RunResult]) -> dict[str, float]:
     return {
-        "context": marks["runs"] - marks["start"],
+        "context": marks["runs"] - marks["start"] - marks["null_setup"],
+        "null_setup": marks["null_setup"],  # drawing the noise floor's permutations (parent process)
         "knn": marks.get("knn", 0.0),
         "runs": marks["aggregate"] - marks["runs"] - marks.get("knn", 0.0),
         "aggregate": marks["end"] - marks["aggregate"],
         "load_total": sum(r.seconds[0] for r in results),
         "metrics_total": sum(r.seconds[1] for r in results),
+        "null_total": sum(r.null_seconds for r in results),  # of which the noise floor's null
     }
 
 
@@ -171,7 +192,8 @@ def _context(
             raise KdfairError(f"--k {k} needs more than {k} test samples, got {len(x)}")
         problem = prepare_knn(x, k=k)
     with_auroc = auroc == "always" or (auroc == "auto" and ref.n_classes <= AUROC_MAX_CLASSES)
-    ctx = RunContext(ref, representation=x, neighbors=None, k=k, description=name, auroc=with_auroc)
+    option = "auto" if representation is None else str(representation)
+    ctx = RunContext(ref, x, None, k, description=name, auroc=with_auroc, option=option)
     return ctx, problem, (first_dir, first_meta, first_run)
 
 
@@ -255,10 +277,14 @@ def _aggregate(
         "n_seeds": {c.id: c.n_seeds for c in conditions},
         "conditions": [c.describe() for c in conditions],
         "settings": tables.collect_settings(conditions),
-        "individual_fairness": {"representation": ctx.description, "k": ctx.k},
+        "individual_fairness": individual_fairness_info(ctx, results, runs_dir),  # kNN space, pair shares
+        "counterfactual": counterfactual_info(results),  # twin predictions (counterfactual.npz)
         "reference_run": str(ref.run_dir),
         "warnings": [],
     }
+    health = audit_health(conditions, by_condition, ref.y_true, ref.n_classes)
+    info.update(health.info)  # "degenerate" and "convergence" (kdfair.audit.health)
+    noise = noise_tables(conditions, by_condition, level)  # noise floor, between-condition tests
     return AuditResult(
         info=info,
         run_metrics=run_metrics,
@@ -268,6 +294,8 @@ def _aggregate(
         significance_counts=comparisons[1],
         disagreement=disagreement,
         disagreement_rate=rates,
+        health=health.tables(),
+        noise=noise,
     )
 
 
@@ -279,6 +307,8 @@ AUDIT_FILES = (
     "class_tests.csv",
     "significance_counts.csv",
     "disagreement_rate.csv",
+    *HEALTH_FILES,  # learning_curves.csv only when some run has epochs.csv
+    *NOISE_FILES,
     "disagreement/",
 )
 
@@ -292,6 +322,8 @@ def _write_tables(result: AuditResult, folder: Path) -> None:
         ("class_tests", result.class_tests),
         ("significance_counts", result.significance_counts),
         ("disagreement_rate", result.disagreement_rate),
+        *result.health.items(),
+        *result.noise.items(),
     ):
         write_text_atomic(folder / f"{name}.csv", frame.to_csv(index=False))
     (folder / "disagreement").mkdir()

@@ -134,26 +134,41 @@ def resolve_representation(
 ) -> tuple[str, np.ndarray | None]:
     """The kNN representation for individual fairness (SPEC §6), aligned to the reference order.
 
-    ``spec``: None or ``"auto"`` (``runs_dir/representation.npz`` if present, else the first teacher seed's
-    ``features``, else none with a :class:`KdfairWarning`); ``"teacher"``; ``"none"``; or a path to an npz
-    with ``sample_id`` and ``x``. Returns ``(description, array or None)``.
+    ``spec``:
+
+    - None or ``"auto"`` (default) and ``"teacher"``: the first teacher seed's ``features`` (its penultimate
+      representation), the same for every compared model. Without them ``auto`` skips kNN individual
+      fairness with a :class:`KdfairWarning` (never a silent fallback to another space); ``teacher`` is an
+      error.
+    - ``"input"``: ``runs_dir/representation.npz`` (the sweep's standardised test inputs), an explicit
+      option only: neighbours in pixel space share the colour and differ in the label (SPEC §6).
+    - ``"none"``: skipped; any other value: a path to an npz with ``sample_id`` and ``x``.
+
+    Returns ``(description, array or None)``; the description is ``"teacher features (<run folder>)"``,
+    the npz path, or ``"none"``.
     """
     key = "auto" if spec is None else str(spec)
     if key == "none":
         return "none", None
-    if key == "auto":
+    if key == "input":
         default = runs_dir / REPRESENTATION_NPZ
-        if default.exists():
-            return str(default), _load_representation_npz(default, ref)
-        if teacher_run is not None and teacher_run.features is not None:
-            key = "teacher"
-        else:
+        if not default.exists():
+            raise PredictionFormatError(
+                f"{runs_dir}: --representation input needs {REPRESENTATION_NPZ} (arrays sample_id, x), "
+                "which kdfair sweep writes"
+            )
+        return str(default), _load_representation_npz(default, ref)
+    if key == "auto":
+        if teacher_run is None or teacher_run.features is None:
             warnings.warn(
-                f"individual fairness skipped: no {REPRESENTATION_NPZ} in {runs_dir} and no teacher features",
+                f"individual fairness (kNN) skipped: no teacher run with a 'features' array in {runs_dir}; "
+                "the default kNN space is the teacher's penultimate features (SPEC §6); use --representation "
+                "input or PATH.npz for another space",
                 KdfairWarning,
                 stacklevel=2,
             )
             return "none", None
+        key = "teacher"
     if key == "teacher":
         if teacher_run is None or teacher_run.features is None:
             raise PredictionFormatError(

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from kdfair.audit.runmetrics import RunContext, RunResult, audit_run
+from kdfair.extras import optional
 from kdfair.metrics.individual import KnnProblem, knn_rows
 from kdfair.predictions import RunMeta
 
@@ -37,9 +38,9 @@ def shared_array(shape: tuple[int, ...], dtype: type[np.generic]) -> np.ndarray:
 
 
 def _init_worker() -> None:
-    import torch
-
-    torch.set_num_threads(1)
+    torch = optional("torch")  # absent in the core install: the kNN graph then runs in numpy
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 def _knn_share(bounds: tuple[int, int]) -> None:

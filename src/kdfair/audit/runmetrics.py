@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from kdfair.audit.counterfactual import run_pair_metrics
 from kdfair.audit.inputs import Reference
+from kdfair.audit.noise import run_nulls
 from kdfair.errors import KdfairWarning
 from kdfair.metrics import classwise, group
 from kdfair.predictions import RunMeta, RunPredictions, load_predictions
@@ -30,6 +33,9 @@ class RunContext:
     k: int
     description: str = "none"  # where the representation came from (audit.json individual_fairness)
     auroc: bool = True  # compute AUROC (the engine resolves ``--auroc auto`` from the number of classes)
+    option: str = "auto"  # the representation as asked for (--representation)
+    # per attribute, the within-class permutations of the noise floor (kdfair.audit.noise); None: no floor
+    null_plans: dict[str, Any] | None = None
 
 
 @dataclass
@@ -46,6 +52,11 @@ class RunResult:
     y_pred: np.ndarray  # (N,) in reference order; int16 when C fits
     warnings: list[str]
     seconds: tuple[float, float] = (0.0, 0.0)  # (loading, metrics) in this process
+    # what the audit keeps about the run's pairs (kdfair.audit.counterfactual): "counterfactual", "knn_pairs"
+    extras: dict[str, Any] = field(default_factory=dict)
+    # (attribute, metric) -> the value and its permutation null (kdfair.audit.noise); and its seconds
+    nulls: dict[tuple[str, str], Any] = field(default_factory=dict)
+    null_seconds: float = 0.0
 
 
 def _label_dtype(n_classes: int) -> type[np.integer]:
@@ -114,6 +125,9 @@ def audit_run(
         probs = run.probs if index is None else run.probs[index]
         y_pred = np.asarray(probs.argmax(axis=1), dtype=np.int64)
         scalars = run_metrics(probs, y_pred, ctx)
+        pair_rows, extras = run_pair_metrics(run_dir, probs, ctx)  # counterfactual twins, kNN pair shares
+        scalars += pair_rows
+        nulls, null_seconds = run_nulls(y_pred, ctx.null_plans)  # noise floor of DPD, EOD, DEO
         class_acc = classwise.class_accuracy(ref.y_true, y_pred, ref.n_classes)
         normalized = classwise.normalized_class_accuracy(ref.y_true, y_pred, ref.n_classes)
     messages = [f"{run_dir.name}: {w.message}" for w in caught if issubclass(w.category, KdfairWarning)]
@@ -131,4 +145,7 @@ def audit_run(
         y_pred=y_pred.astype(_label_dtype(ref.n_classes)),
         warnings=messages,
         seconds=(loaded - start, time.perf_counter() - loaded),
+        extras=extras,
+        nulls=nulls,
+        null_seconds=null_seconds,
     )

@@ -12,10 +12,16 @@ docs/audit.md). Fractions are in [0, 1]; NaN (undefined) values are ``null``::
         {"condition", "label", "role", "method", "temperature", "alpha", "n_seeds",
          "accuracy_mean", "accuracy_std",
          "sc", "sc_bh", "tc", "tc_bh",      # DS only, else null
-         "dpd": {attribute: mean}, "eod": {attribute: mean}}
+         "dpd": {attribute: mean}, "eod": {attribute: mean},
+         "dpd_null_mean", "dpd_p_value", "eod_null_mean", "eod_p_value": {attribute: value},  # noise floor
+         "counterfactual_unfairness": {attribute: mean}, "counterfactual_flip_rate": {attribute: mean},
+         "degenerate": bool, "degenerate_seeds": int,   # kdfair.degenerate: DPD/EOD near 0 are no fairness
+         "converged": bool | null, "converged_seeds": int, "seeds_with_curves": int}  # null: no epochs.csv
       ],
       "summary": [...],                     # the rows of summary.csv, as objects
-      "significance_counts": [...]          # the rows of significance_counts.csv, as objects
+      "significance_counts": [...],         # the rows of significance_counts.csv, as objects
+      "noise_floor": [...],                 # the rows of noise_floor_summary.csv (kdfair.audit.noise)
+      "fairness_tests": [...]               # the rows of fairness_tests.csv
     }
 """
 
@@ -27,7 +33,11 @@ from typing import Any
 
 import pandas as pd
 
+from kdfair.audit import counterfactual
 from kdfair.audit.engine import AuditResult
+from kdfair.audit.health import health_lines
+from kdfair.audit.noise import console_mark, noise_lines, summary_entries
+from kdfair.degenerate import MARK
 
 SCHEMA = "kdfair.audit.summary/1"
 
@@ -67,8 +77,36 @@ def summary_rows(result: AuditResult) -> list[dict[str, Any]]:
             row[key] = _clean(counts.loc[cond["id"], key]) if cond["id"] in counts.index else None
         row["dpd"] = {a: value("dpd", a) for a in attributes}
         row["eod"] = {a: value("eod", a) for a in attributes}
+        row.update(counterfactual.summary_entries(value, result.info))  # per attribute changed by the twins
+        row.update(_health(result, cond["id"]))
+        row.update(summary_entries(result.noise.get("noise_floor_summary"), cond["id"], attributes))
         rows.append(row)
     return rows
+
+
+def _health(result: AuditResult, condition: str) -> dict[str, Any]:
+    """The condition's degenerate and convergence entries for the ``--json`` table (kdfair.audit.health)."""
+    table = result.health.get("condition_health")
+    hit = None if table is None else table[table["condition"] == condition]
+    if hit is None or not len(hit):
+        return {"degenerate": None, "degenerate_seeds": None, "converged": None}
+    row = hit.iloc[0]
+    return {
+        "degenerate": bool(row["degenerate"]),
+        "degenerate_seeds": int(row["degenerate_seeds"]),
+        "converged": None if _clean(row["converged"]) is None else bool(row["converged"]),
+        "converged_seeds": int(row["converged_seeds"]),
+        "seeds_with_curves": int(row["seeds_with_curves"]),
+    }
+
+
+def _flags(row: dict[str, Any]) -> str:
+    """The console's health column: e.g. ``DEGENERATE 2/3, unconverged 1/3``."""
+    flags = [f"DEGENERATE {row['degenerate_seeds']}/{row['n_seeds']}"] if row.get("degenerate") else []
+    if row.get("converged") is False:
+        bad = row["seeds_with_curves"] - row["converged_seeds"]
+        flags.append(f"unconverged {bad}/{row['seeds_with_curves']}")
+    return ", ".join(flags)
 
 
 def _percent(value: float | None, std: float | None = None) -> str:
@@ -78,16 +116,29 @@ def _percent(value: float | None, std: float | None = None) -> str:
 
 
 def format_table(result: AuditResult) -> str:
-    """A plain-text table of :func:`summary_rows`; accuracy, DPD and EOD in percent."""
+    """A plain-text table of :func:`summary_rows`; accuracy, DPD and EOD in percent.
+
+    DPD and EOD of a degenerate condition carry the mark ``†``; a ``health`` column (only when some condition
+    is flagged) and one line per flagged condition below the table say which and why (kdfair.audit.health).
+    """
     attributes = list(result.info["attributes"])
     header = ["condition", "seeds", "acc %", "#SC", "#SC bh", "#TC", "#TC bh"]
     header += [f"DPD {a} %" for a in attributes] + [f"EOD {a} %" for a in attributes]
+    header += counterfactual.console_header(result.info)  # CF TV / CF flips per attribute, with twins only
+    rows = summary_rows(result)
+    flagged = any(_flags(row) for row in rows)
+    header += ["health"] if flagged else []
     lines = [header]
-    for row in summary_rows(result):
+    for row in rows:
         std = row["accuracy_std"] if row["accuracy_std"] is not None else float("nan")
         cells = [row["condition"], str(row["n_seeds"]), _percent(row["accuracy_mean"], std)]
         cells += ["-" if row[k] is None else str(row[k]) for k in ("sc", "sc_bh", "tc", "tc_bh")]
-        cells += [_percent(row["dpd"][a]) for a in attributes] + [_percent(row["eod"][a]) for a in attributes]
+        mark = f" {MARK}" if row["degenerate"] else ""
+        level = result.info["level"]  # n.s.: within the noise floor (kdfair.audit.noise)
+        pairs = [(m, a) for m in ("dpd", "eod") for a in attributes]
+        cells += [_percent(row[m][a]) + console_mark(row, m, a, level) + mark for m, a in pairs]
+        cells += [c + mark if c != "-" else c for c in counterfactual.console_cells(row, result.info)]
+        cells += [_flags(row)] if flagged else []
         lines.append(cells)
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = [
@@ -97,7 +148,13 @@ def format_table(result: AuditResult) -> str:
         )
         for line in lines
     ]
-    return "\n".join([text[0], "-" * len(text[0]), *text[1:]])
+    notes = health_lines(result.info)
+    if any(row["degenerate"] for row in rows):
+        notes.append(f"{MARK}: {result.info['degenerate']['rule']}")
+    if any(row["converged"] is False for row in rows):
+        notes.append(f"converged: {result.info['convergence']['criterion']}")
+    notes += noise_lines(result.info)
+    return "\n".join([text[0], "-" * len(text[0]), *text[1:], *([""] + notes if notes else [])])
 
 
 def written_files(out_dir: Path) -> dict[str, str]:
@@ -115,4 +172,6 @@ def json_document(result: AuditResult, out_dir: Path) -> dict[str, Any]:
         "table": summary_rows(result),
         "summary": records(result.summary),
         "significance_counts": records(result.significance_counts),
+        "noise_floor": records(result.noise.get("noise_floor_summary", pd.DataFrame())),
+        "fairness_tests": records(result.noise.get("fairness_tests", pd.DataFrame())),
     }

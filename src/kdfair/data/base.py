@@ -8,9 +8,12 @@ Text inputs are int64 token ids of shape (N, L), padded with ``pad_id``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from kdfair.data.twins import CounterfactualTwins
 
 
 class InputSource(Protocol):
@@ -84,6 +87,8 @@ class Dataset:
     vocab_size: int | None = None
     pad_id: int = 0
     info: dict[str, Any] = field(default_factory=dict)
+    # counterfactual twins of the test split (SPEC §6; kdfair.data.twins), for data sets that can make them
+    counterfactual: CounterfactualTwins | None = None
 
     def split(self, name: str) -> DataSplit:
         if name not in self.splits:

@@ -4,6 +4,10 @@ Training set: in automobile, cat, dog, horse and truck a fraction ``p`` of each 
 rest turns grey; in airplane, bird, deer, frog and ship a fraction ``p`` turns grey. Which images change is
 drawn per class with the seed; the number is ``round(p * n_class)``. Test set: every test image twice, in
 colour (id suffix ``/colour``) and in grey (``/grey``). Protected attribute ``grey``: 0 colour, 1 grey.
+
+Counterfactual twins (SPEC §6, ``Dataset.counterfactual``): the test split already holds every image in both
+forms, so the twin of ``test/000123/colour`` is ``test/000123/grey`` and the other way round, paired
+explicitly (:func:`grey_twins`); attribute changed: ``grey``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from kdfair.data.base import Dataset, DataSplit
 from kdfair.data.cifar import read_cifar10
 from kdfair.data.common import StrictOptions, splits_info, to_grey
 from kdfair.data.folders import Cifar10JpegOptions, load_cifar10_jpeg
+from kdfair.data.twins import CounterfactualTwins, IndexView
 from kdfair.errors import DataError
 
 MOSTLY_COLOUR = ("automobile", "cat", "dog", "horse", "truck")
@@ -44,6 +49,20 @@ def grey_assignment(labels: np.ndarray, class_names: list[str], p: float, seed: 
         else:
             grey[members[n_major:]] = 1
     return grey
+
+
+def grey_twins(test: DataSplit) -> CounterfactualTwins:
+    """The grey/colour twin of every test image: the test split holds the N colour images first and their
+    N grey copies after, so twin ``j`` is test row ``(j + N) mod 2N`` and its source is test row ``j``."""
+    n = len(test) // 2
+    partner = np.concatenate([np.arange(n, 2 * n), np.arange(n)]).astype(np.int64)
+    split = DataSplit(
+        inputs=IndexView(test.inputs, partner),
+        labels=test.labels[partner],
+        sample_ids=test.sample_ids[partner],
+        attributes={name: codes[partner] for name, codes in test.attributes.items()},
+    )
+    return CounterfactualTwins(split=split, source_ids=test.sample_ids, attribute=np.full(2 * n, "grey"))
 
 
 def _cifar10_arrays(root: Path | None, options: Cifar10sOptions) -> tuple[dict, list[str]]:
@@ -90,6 +109,7 @@ def load_cifar10s(root: Path | None, options: Cifar10sOptions, *, seed: int) -> 
         splits=splits,
         attribute_levels=levels,
         image_size=32,
+        counterfactual=grey_twins(splits["test"]),
         info={
             "p": options.p,
             "source": options.source,

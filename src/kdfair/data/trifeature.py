@@ -8,6 +8,11 @@ are rendered ``supersample`` times larger and block-averaged down, so edges are 
 Label: shape by default (option ``label``: shape, texture or colour); the other two factors are the
 protected attributes. Every (shape, texture, colour) combination appears
 ``per_combination`` times in train and ``test_per_combination`` times in test.
+
+Every random draw of an image (shape angle and offset, texture rotation, phase and noise seed) is stored per
+image in its parameters (:func:`draw_pose`), and an image is a pure function of its parameters
+(:func:`render`). So an image can be drawn again with one factor swapped and everything else equal: the
+counterfactual twins of the test split (``Dataset.counterfactual``, :mod:`kdfair.data.trifeature_twins`).
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from kdfair.data import trifeature_art as art
 from kdfair.data.base import Dataset, DataSplit
 from kdfair.data.common import StrictOptions, cache_dir, fingerprint, splits_info
+from kdfair.data.trifeature_twins import build_twins
 from kdfair.io import save_npz_atomic
 
 GENERATOR_VERSION = 1  # bump when the pictures change, so stale caches are not reused
@@ -55,6 +61,16 @@ class TrifeatureOptions(StrictOptions):
     cache_dir: str | None = None  # None: $KDFAIR_CACHE/trifeature or ~/.cache/kdfair/trifeature
     use_cache: bool = True
     label: Literal["shape", "texture", "colour"] = "shape"  # the class; the other two factors are protected
+    # counterfactual twins of the test images (SPEC §6): the protected factors to change, one at a time;
+    # None = every protected factor, [] = no twins. Rendered on first use and cached beside the splits
+    twin_attributes: list[Literal["shape", "texture", "colour"]] | None = None
+    twins_per_image: int | None = Field(None, ge=1, le=9)  # other levels per image and factor; None = all 9
+
+    @model_validator(mode="after")
+    def _twins_change_protected_factors(self) -> TrifeatureOptions:
+        if self.twin_attributes is not None and self.label in self.twin_attributes:
+            raise ValueError(f"twin_attributes cannot hold the label '{self.label}' (twins keep the label)")
+        return self
 
 
 def texture_period(options: TrifeatureOptions) -> float:
@@ -93,10 +109,11 @@ def draw_pose(
     }
 
 
-def render(params: dict[str, np.ndarray], options: TrifeatureOptions, start: int, stop: int) -> np.ndarray:
-    """Images ``start:stop`` of ``params`` as uint8 (B, S, S, 3)."""
-    size, factor = options.image_size, supersample_factor(options)
-    big = size * factor
+def coverage(params: dict[str, np.ndarray], options: TrifeatureOptions, start: int, stop: int) -> np.ndarray:
+    """``mask * texture`` of images ``start:stop`` at the render resolution: float32 (B, S*f, S*f) in [0, 1],
+    with f the supersampling factor. Where it is 0 a pixel shows the grey background, whatever the colour."""
+    factor = supersample_factor(options)
+    big = options.image_size * factor
     sl = slice(start, stop)
     centre = (0.5 + params["offset"][sl]) * big  # (B, 2) in render px
     grid = (np.arange(big, dtype=np.float32) + 0.5)[None, :]
@@ -113,34 +130,50 @@ def render(params: dict[str, np.ndarray], options: TrifeatureOptions, start: int
         params["texture_phase"][sl],
         params["noise_seed"][sl],
     )
-    colour = np.asarray(list(COLOURS.values()), dtype=np.float32)[params["colour"][sl]]  # (B, 3)
-    cover = (mask * tex)[..., None]
+    return mask * tex
+
+
+def render(params: dict[str, np.ndarray], options: TrifeatureOptions, start: int, stop: int) -> np.ndarray:
+    """Images ``start:stop`` of ``params`` as uint8 (B, S, S, 3); each image depends on its own row only."""
+    size, factor = options.image_size, supersample_factor(options)
+    colour = np.asarray(list(COLOURS.values()), dtype=np.float32)[params["colour"][start:stop]]  # (B, 3)
+    cover = coverage(params, options, start, stop)[..., None]
     rgb = cover * colour[:, None, None, :] + (1.0 - cover) * 0.5
     if factor > 1:
         rgb = rgb.reshape(len(colour), size, factor, size, factor, 3).mean(axis=(2, 4))
     return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
 
 
+def split_parameters(n_per_combination: int, seed: int, split_id: int) -> dict[str, np.ndarray]:
+    """Factors and random draws of every image of one split (no rendering); deterministic in
+    ``(seed, split_id)``: the parameters behind :func:`generate_split`'s images, cached or not."""
+    rng = np.random.default_rng([seed, split_id, GENERATOR_VERSION])
+    return draw_parameters(n_per_combination, rng)
+
+
 def generate_split(
     n_per_combination: int, options: TrifeatureOptions, seed: int, split_id: int
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Images (N, S, S, 3) uint8 and their factors for one split; deterministic in ``(seed, split_id)``."""
-    rng = np.random.default_rng([seed, split_id, GENERATOR_VERSION])
-    params = draw_parameters(n_per_combination, rng)
+    params = split_parameters(n_per_combination, seed, split_id)
     return render_all(params, options), params
 
 
-def render_all(params: dict[str, np.ndarray], options: TrifeatureOptions) -> np.ndarray:
-    """Every image described by ``params`` (see :func:`draw_pose`), in chunks: uint8 (N, S, S, 3)."""
+def render_all(
+    params: dict[str, np.ndarray], options: TrifeatureOptions, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Every image described by ``params`` (see :func:`draw_pose`), in chunks: uint8 (N, S, S, 3), written
+    into ``out`` (e.g. a memory-mapped file) when given."""
     n = len(params["shape"])
-    images = np.empty((n, options.image_size, options.image_size, 3), dtype=np.uint8)
+    images = np.empty((n, options.image_size, options.image_size, 3), dtype=np.uint8) if out is None else out
     for start in range(0, n, CHUNK):
         stop = min(start + CHUNK, n)
         images[start:stop] = render(params, options, start, stop)
     return images
 
 
-def _cache_file(options: TrifeatureOptions, seed: int) -> Path:
+def cache_file(options: TrifeatureOptions, seed: int) -> Path:
+    """The ``.npz`` cache of the generated splits for ``options`` and ``seed``."""
     key = fingerprint(
         GENERATOR_VERSION,
         options.image_size,
@@ -169,7 +202,7 @@ def _build_arrays(options: TrifeatureOptions, seed: int) -> dict[str, np.ndarray
 def load_trifeature(root: Path | None, options: TrifeatureOptions, *, seed: int) -> Dataset:
     """Generate (or read from the cache) the Trifeature splits. ``root`` is unused: nothing is downloaded."""
     seed = options.seed if options.seed is not None else seed
-    path = _cache_file(options, seed)
+    path = cache_file(options, seed)
     cached = options.use_cache and path.is_file()
     if cached:
         with np.load(path) as data:
@@ -190,6 +223,7 @@ def load_trifeature(root: Path | None, options: TrifeatureOptions, *, seed: int)
         for split in ("train", "test")
     }
     levels = {factor: names[factor] for factor in protected}
+    twins = build_twins(options, seed, splits["test"], names, path if options.use_cache else None)
     info = {
         "seed": seed,
         "cache_file": str(path) if options.use_cache else None,
@@ -197,6 +231,7 @@ def load_trifeature(root: Path | None, options: TrifeatureOptions, *, seed: int)
         "texture_period_px": texture_period(options),
         "supersample": supersample_factor(options),
         "splits": splits_info(splits, names[options.label], levels),
+        "twins": None if twins is None else {"n": len(twins), "attributes": twins.attributes_changed},
     }
     return Dataset(
         name="trifeature",
@@ -207,4 +242,5 @@ def load_trifeature(root: Path | None, options: TrifeatureOptions, *, seed: int)
         attribute_levels=levels,
         image_size=options.image_size,
         info=info,
+        counterfactual=twins,
     )

@@ -3,6 +3,7 @@
 * :mod:`kdfair.metrics.classwise`: class accuracy, normalised class accuracy, disagreement, AUROC, F1.
 * :mod:`kdfair.metrics.group`: demographic parity and equalized odds differences, DEO.
 * :mod:`kdfair.metrics.individual`: the kNN graph, individual unfairness, consistency.
+* :mod:`kdfair.metrics.counterfactual`: counterfactual unfairness and flip rate; diagnostics of kNN pairs.
 """
 
 from kdfair.metrics.classwise import (
@@ -13,6 +14,12 @@ from kdfair.metrics.classwise import (
     f1,
     normalized_class_accuracy,
 )
+from kdfair.metrics.counterfactual import (
+    counterfactual_by_attribute,
+    counterfactual_flip_rate,
+    counterfactual_unfairness,
+    knn_pair_diagnostics,
+)
 from kdfair.metrics.group import demographic_parity_difference, deo, deo_gaps, equalized_odds_difference
 from kdfair.metrics.individual import consistency, individual_unfairness, knn_graph
 
@@ -20,6 +27,9 @@ __all__ = [
     "auroc",
     "class_accuracy",
     "consistency",
+    "counterfactual_by_attribute",
+    "counterfactual_flip_rate",
+    "counterfactual_unfairness",
     "deo",
     "deo_gaps",
     "demographic_parity_difference",
@@ -29,5 +39,6 @@ __all__ = [
     "f1",
     "individual_unfairness",
     "knn_graph",
+    "knn_pair_diagnostics",
     "normalized_class_accuracy",
 ]

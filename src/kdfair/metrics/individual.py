@@ -7,6 +7,9 @@ from :func:`knn_graph`, can be passed as ``neighbors=`` to score many runs.
 The distance ``d`` of SPEC §6: Euclidean, in the representation as given when it has at most ``max_dim``
 columns, otherwise in the span of its top ``max_dim`` principal components (seeded randomised PCA,
 default 128), so that 50,000 x 3,072 inputs take seconds rather than an hour.
+
+The kNN graph's matrix products and candidate selection run in torch where it is installed (the ``train``
+extra), else in numpy, which finds the same neighbours (both re-rank their candidates in float64).
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from kdfair.errors import DataError, KdfairWarning
+from kdfair.extras import optional
 from kdfair.metrics.classwise import as_labels, as_probabilities, resolve_n_classes
 
 PCA_OVERSAMPLE = 10  # extra random directions of the randomised range finder (Halko et al. 2011)
@@ -70,14 +73,17 @@ def pca_project(representation: np.ndarray, n_components: int, seed: int = 0) ->
     return projected
 
 
-def _block_candidates(score: torch.Tensor, start: int, candidates: int) -> np.ndarray:
+def _block_candidates(score: Any, start: int, candidates: int) -> np.ndarray:
     """The ``candidates`` smallest columns of each row of ``score`` (B, N_pad) (its own column excluded).
 
     Filter, then select: the minimum of every ``CHUNK`` consecutive columns is taken, the ``candidates``
     chunks with the smallest minima are kept (every column among a row's ``candidates`` smallest lies in
     one of them, up to ties), and the smallest columns are picked among their ``candidates x CHUNK``
-    columns. Same set as a ``topk`` over the whole row, at the cost of one pass over it.
+    columns. Same set as a ``topk`` over the whole row, at the cost of one pass over it. ``score`` is a
+    torch tensor; :func:`_block_candidates_numpy` is the same filter for a numpy array.
     """
+    import torch
+
     rows, width = score.shape
     score[torch.arange(rows), torch.arange(start, start + rows)] = float("inf")
     chunks = min(candidates, width // CHUNK)
@@ -88,14 +94,44 @@ def _block_candidates(score: torch.Tensor, start: int, candidates: int) -> np.nd
     return columns.gather(1, best).numpy()
 
 
+def _block_candidates_numpy(score: np.ndarray, start: int, candidates: int) -> np.ndarray:
+    """:func:`_block_candidates` in numpy: the chunks are every ``width / CHUNK``-th column instead of
+    consecutive ones (a minimum over a middle axis runs as fast as torch's; over the last axis, 3x slower).
+    """
+    rows, width = score.shape
+    score[np.arange(rows), np.arange(start, start + rows)] = np.inf
+    stride = width // CHUNK  # chunk j holds columns j, j + stride, j + 2 stride, ...
+    chunks = min(candidates, stride)
+    minima = score.reshape(rows, CHUNK, stride).min(axis=1)
+    kept = np.argpartition(minima, chunks - 1, axis=1)[:, :chunks]
+    columns = (kept[:, :, None] + np.arange(CHUNK) * stride).reshape(rows, -1)
+    best = np.argpartition(np.take_along_axis(score, columns, axis=1), candidates - 1, axis=1)
+    return np.take_along_axis(columns, best[:, :candidates], axis=1)
+
+
+def _nearest_candidates(problem: KnnProblem, score: np.ndarray, first: int, torch: Any) -> np.ndarray:
+    """Fill ``score`` (B, N_pad) with the float32 scores of rows ``first .. first + B`` against all rows and
+    return each row's candidates; with torch (a module) or, if None, with numpy."""
+    query = problem.data32[first : first + len(score)]
+    if torch is None:
+        np.matmul(query, problem.data32.T, out=score)
+        score *= -2.0
+        score += problem.norms32
+        return _block_candidates_numpy(score, first, problem.candidates)
+    norms = torch.from_numpy(problem.norms32).expand(len(score), -1)
+    out = torch.from_numpy(score)  # the same memory
+    torch.addmm(norms, torch.from_numpy(query), torch.from_numpy(problem.data32).T, alpha=-2.0, out=out)
+    return _block_candidates(out, first, problem.candidates)
+
+
 @dataclass(frozen=True)
 class KnnProblem:
     """A kNN graph to compute, prepared by :func:`prepare_knn`; :func:`knn_rows` fills any row range of it
     (so processes sharing the output arrays can split the rows)."""
 
     points: np.ndarray  # (N, d') float64, centred (and projected)
-    data32: torch.Tensor  # (N padded to CHUNK, d') float32; padding rows are zero
-    norms32: torch.Tensor  # squared norms of data32, +inf on padding rows (never chosen)
+    data32: np.ndarray  # (N padded to CHUNK, d') float32; padding rows are zero
+    norms32: np.ndarray  # squared norms of data32, +inf on padding rows (never chosen)
     k: int
     candidates: int  # float32 candidates per row, re-ranked in float64
     block_rows: int  # query rows per matrix product
@@ -118,10 +154,10 @@ def prepare_knn(representation: Any, k: int = 5, *, max_dim: int | None = 128, s
     points = points - points.mean(axis=0)
     candidates = min(2 * k, n - 1)
     width = -(-n // CHUNK) * CHUNK
-    data32 = torch.zeros(width, points.shape[1])
-    data32[:n] = torch.from_numpy(points.astype(np.float32))
-    norms32 = torch.full((width,), float("inf"))
-    norms32[:n] = (data32[:n] * data32[:n]).sum(dim=1)
+    data32 = np.zeros((width, points.shape[1]), dtype=np.float32)
+    data32[:n] = points
+    norms32 = np.full(width, np.inf, dtype=np.float32)
+    norms32[:n] = (data32[:n] * data32[:n]).sum(axis=1)
     rows = max(1, min(BLOCK_ROWS, EXACT_BLOCK_FLOATS // (candidates * points.shape[1])))
     return KnnProblem(points, data32, norms32, k, candidates, rows)
 
@@ -137,18 +173,17 @@ def knn_rows(
     """Fill rows ``[start, stop)`` of ``indices`` (N, k) and ``distances`` (N, k) of the problem's graph.
 
     Per block of query rows: float32 scores ``||b||^2 - 2 a.b`` (ordered like ``||a - b||^2``) against all
-    rows by one matrix product (torch's threads), ``candidates`` per row (:func:`_block_candidates`),
-    re-ranked by float64 Euclidean distance, ties by index.
+    rows by one matrix product (torch's threads, or numpy's BLAS without torch), ``candidates`` per row
+    (:func:`_block_candidates`), re-ranked by float64 Euclidean distance, ties by index. ``progress``
+    shows a bar on a terminal.
     """
     points, k, step = problem.points, problem.k, problem.block_rows
-    buffer = torch.empty(min(step, stop - start), len(problem.norms32))  # reused: fewer page faults
+    torch = optional("torch")
+    buffer = np.empty((min(step, stop - start), len(problem.norms32)), dtype=np.float32)  # reused
     blocks = range(start, stop, step)
-    for first in tqdm(blocks, desc="knn graph", disable=not progress, leave=False):
+    for first in tqdm(blocks, desc="knn graph", disable=None if progress else True, leave=False):
         last = min(first + step, stop)
-        score = buffer[: last - first]
-        query = problem.data32[first:last]
-        torch.addmm(problem.norms32.expand(last - first, -1), query, problem.data32.T, alpha=-2.0, out=score)
-        nearest = _block_candidates(score, first, problem.candidates)
+        nearest = _nearest_candidates(problem, buffer[: last - first], first, torch)
         exact = np.sqrt(((points[first:last, None, :] - points[nearest]) ** 2).sum(axis=2))
         order = np.lexsort((nearest, exact), axis=1)[:, :k]
         indices[first:last] = np.take_along_axis(nearest, order, axis=1)

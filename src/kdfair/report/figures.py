@@ -15,7 +15,8 @@ import pandas as pd
 from matplotlib.colors import LogNorm
 from tqdm import tqdm
 
-from kdfair.report import figures_lines
+from kdfair.report import figures_curves, figures_lines
+from kdfair.report.counterfactual import fig_counterfactual, twin_attributes
 from kdfair.report.figstyle import (
     HATCHES,
     NDS_STYLE,
@@ -26,7 +27,9 @@ from kdfair.report.figstyle import (
     save_figure,
     series_style,
 )
+from kdfair.report.health import annotate_captions, mark_bar
 from kdfair.report.load import AuditData, Condition
+from kdfair.report.noise import bar_band, bar_note
 from kdfair.report.tables_bird import by_method
 
 TOP_K_CLASSES = 15
@@ -273,6 +276,9 @@ def fig_bird(audit: AuditData, out_dir: Path, attribute: str) -> Figure | None:
                 edgecolor="white" if k < 0 else "black",
                 linewidth=0.4,
             )
+            top = 100 * found[0] + np.nan_to_num(100 * found[1])
+            mark_bar(ax, audit, i, top, c.id, metric)  # † on a degenerate condition's fairness bar
+            bar_band(ax, audit, i, c.id, metric, attr)  # the DEO bar's noise floor (report.noise)
         ax.set_xticks(
             x,
             [
@@ -296,7 +302,8 @@ def fig_bird(audit: AuditData, out_dir: Path, attribute: str) -> Figure | None:
         caption="Predictive performance (AUROC, F1: higher is better) and fairness (mean-DEO, max-DEO: the "
         "largest accuracy gap between groups, averaged over or maximised over classes; lower is "
         "fairer) of every "
-        "condition, grouped by method; bars show the mean and error bars the std over seeds, in percent.",
+        "condition, grouped by method; bars show the mean and error bars the std over seeds, in percent."
+        + bar_note(audit),
         png=png,
         svg=svg,
     )
@@ -331,8 +338,17 @@ def build_figures(
             lambda: figures_lines.fig_individual_fairness(audit, out_dir),
         )
     )
+    for attribute in twin_attributes(audit):  # counterfactual unfairness and flips vs T
+        draw = lambda a=attribute: fig_counterfactual(audit, out_dir, a)  # noqa: E731
+        jobs.append((f"Counterfactual figure for '{attribute}' (needs DS runs with twins)", draw))
     for attribute in audit.attributes or [""]:
         jobs.append((f"BIRD bars for '{attribute or '-'}'", lambda a=attribute: fig_bird(audit, out_dir, a)))
+    jobs.append(
+        (
+            "Learning curves (need epochs.csv in the run folders)",
+            lambda: figures_curves.fig_learning_curves(audit, out_dir),
+        )
+    )
     figures, omitted = [], []
     for what, job in tqdm(jobs, desc="report figures", unit="figure", disable=None, leave=False):
         figure = job()
@@ -340,4 +356,5 @@ def build_figures(
             omitted.append(f"{what} omitted: its inputs are absent from the audit.")
         else:
             figures.append(figure)
+    annotate_captions(audit, figures)  # the † note on figures with fairness numbers (report.health)
     return figures, omitted

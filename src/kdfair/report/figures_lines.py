@@ -13,7 +13,9 @@ import numpy as np
 
 from kdfair.report.figstyle import NDS_STYLE, TEACHER_STYLE, Figure, new_figure, save_figure, series_style
 from kdfair.report.figstyle import temperature_axis as _temperature_axis
+from kdfair.report.health import fairness_mark, mark_points
 from kdfair.report.load import AuditData, Condition
+from kdfair.report.noise import band_legend, draw_null_band, figure_note
 
 
 def ds_series(audit: AuditData) -> list[tuple[str, list[Condition]]]:
@@ -42,24 +44,29 @@ def metric_vs_temperature(
     """Plot ``metric`` (mean ± std over seeds) against T with teacher/NDS references; False when no DS
     condition has the metric (a plot against temperature needs DS runs)."""
     series = ds_series(audit)
-    drawn = False
+    drawn = banded = False
     for index, (label, conds) in enumerate(series):
         mean, std = _mean_std(audit, conds, metric, attribute, scale)
         if np.all(np.isnan(mean)):
             continue
         temps = [c.temperature for c in conds]
         ax.errorbar(temps, mean, yerr=std, capsize=3, label=label, **series_style(index, len(series)))
+        mark_points(ax, audit, temps, mean, [c.id for c in conds], metric)  # † degenerate (report.health)
+        color = series_style(index, len(series))["color"]  # the line's null band (report.noise)
+        banded |= draw_null_band(ax, audit, temps, [c.id for c in conds], metric, attribute, scale, color)
         drawn = True
     for role, style, name in (("teacher", TEACHER_STYLE, "Teacher"), ("nds", NDS_STYLE, "NDS")):
         found = [audit.stat(c.id, metric, attribute) for c in audit.by_role(role)]
         if drawn and found and found[0] is not None:
             mean, std = found[0][0] * scale, np.nan_to_num(found[0][1] * scale)
-            ax.axhline(mean, color=style["color"], linestyle=style["linestyle"], label=f"{name} (reference)")
+            mark = fairness_mark(audit, audit.by_role(role)[0].id, metric)
+            label = f"{name} (reference)" + (f" {mark} degenerate" if mark else "")
+            ax.axhline(mean, color=style["color"], linestyle=style["linestyle"], label=label)
             ax.axhspan(mean - std, mean + std, color=style["color"], alpha=0.08)
     if drawn:
         _temperature_axis(ax, [c.temperature for _, conds in series for c in conds])
         ax.set_ylabel(ylabel)
-        ax.legend(loc="best")
+        band_legend(ax) if banded else ax.legend(loc="best")
     return drawn
 
 
@@ -179,7 +186,8 @@ def fig_group_fairness(audit: AuditData, out_dir: Path, attribute: str) -> Figur
         title=f"Figures 4-5: Group fairness vs temperature, attribute '{attribute}'",
         caption=f"Equalized odds difference (left) and demographic parity difference (right) between the "
         f"'{attribute}' groups, in percent, for the distilled student at each temperature (mean ± std over "
-        "seeds). Horizontal lines: the teacher and the non-distilled student. Lower is fairer.",
+        "seeds). Horizontal lines: the teacher and the non-distilled student. Lower is fairer."
+        + figure_note(audit),
         png=paths[0],
         svg=paths[1],
     )
@@ -187,6 +195,8 @@ def fig_group_fairness(audit: AuditData, out_dir: Path, attribute: str) -> Figur
 
 def fig_individual_fairness(audit: AuditData, out_dir: Path) -> Figure | None:
     """Individual unfairness (unitless) and consistency (%) against temperature."""
+    from kdfair.report.counterfactual import knn_notes  # imports kdfair.report.tables
+
     if not (audit.has_metric("individual_unfairness") or audit.has_metric("consistency")):
         return None
     name = "fig6_individual_fairness"
@@ -207,7 +217,8 @@ def fig_individual_fairness(audit: AuditData, out_dir: Path) -> Figure | None:
         caption="Left: how much the predicted probabilities differ between a test sample and its nearest "
         "neighbours, per unit of (normalised) distance; lower is fairer. Right: consistency, the "
         "agreement of "
-        "a prediction with its neighbours' predictions, in percent; higher is fairer.",
+        "a prediction with its neighbours' predictions, in percent; higher is fairer. "
+        + " ".join(knn_notes(audit)),  # the neighbours' space (the teacher's?) and what the pairs share
         png=paths[0],
         svg=paths[1],
     )

@@ -8,10 +8,11 @@ from __future__ import annotations
 import base64
 import html
 import json
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from kdfair.report.figstyle import Figure
+from kdfair.report.health import health_html
 from kdfair.report.load import AuditData
 from kdfair.report.tables import model_names
 from kdfair.report.tabular import Table, cell_text
@@ -207,7 +208,7 @@ def render_page(audit: AuditData, tables: list[Table], figures: list[Figure], om
         if omitted
         else ""
     )
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     header = [subtitle(audit), f"{audit.meta.get('n_runs', '?')} runs", f"generated {stamp}"]
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -227,6 +228,7 @@ href="#figures">Figures</a><a href="#tables">Tables</a></nav>
 {settings_html(audit)}
 </section>
 <section id="warnings"><h2>Warnings</h2>
+{health_html(audit)}
 <p class="caption">Quantities the audit could not define (e.g. rates with an empty denominator,
 Welch tests with zero
 variance in both groups) and left out.</p>

@@ -25,6 +25,11 @@ OPTIONAL_CSVS = (
     "class_tests.csv",
     "significance_counts.csv",
     "disagreement_rate.csv",
+    "run_health.csv",  # kdfair.audit.health: degenerate and convergence per run
+    "condition_health.csv",
+    "learning_curves.csv",  # only when the runs had epochs.csv
+    "noise_floor_summary.csv",  # kdfair.audit.noise: the noise floor per condition
+    "fairness_tests.csv",
 )
 ROLE_ORDER = {"teacher": 0, "nds": 1, "ds": 2}
 

@@ -8,7 +8,8 @@ Given an audit folder (it holds ``audit.json``), the report reads it. Given a ru
   an audit made with ``kdfair audit --level 0.01 ...`` keeps its options.
 - **absent**: the runs are audited with ``kdfair audit``'s defaults into ``<runs_dir>/audit``.
 - **out of date**: the runs are audited again into ``<runs_dir>/audit`` with the options recorded in the old
-  ``audit.json`` (level, k, representation, AUROC mode), so a custom ``--level`` is not lost.
+  ``audit.json`` (level, k, representation, AUROC mode, noise-floor permutations), so a custom ``--level``
+  is not lost.
 
 Which of the three happened is reported through ``log`` (by default one line on stderr).
 """
@@ -25,7 +26,7 @@ from kdfair.errors import KdfairError
 from kdfair.report.load import AUDIT_JSON
 
 AUDIT_FOLDER = "audit"  # <runs_dir>/audit, where `kdfair audit RUNS_DIR` writes by default
-RUN_INPUTS = ("run.json", "predictions.npz")  # what the audit reads from each run folder
+RUN_INPUTS = ("run.json", "predictions.npz", "counterfactual.npz")  # what the audit reads from each run
 REPRESENTATION_NPZ = "representation.npz"
 
 Log = Callable[[str], None]
@@ -77,11 +78,14 @@ def recorded_options(audit_dir: Path, root: Path) -> dict[str, Any]:
         representation = "auto"
     else:
         representation = described
+    representation = str(fairness.get("option", representation))  # as asked for (audits since the twins)
     return {
         "level": float(meta.get("level", 0.05)),
         "k": int(fairness.get("k", 5)),
         "representation": representation,
         "auroc": str((meta.get("auroc") or {}).get("mode", "auto")),
+        # B of the noise floor (kdfair.audit.noise), when the audit recorded one
+        **{k: int(v) for k, v in (meta.get("noise_floor") or {}).items() if k == "permutations"},
     }
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from kdfair.report.health import fairness_mark
 from kdfair.report.load import AuditData, Condition
+from kdfair.report.noise import floor_cells, floor_columns, noise_mark
 from kdfair.report.tabular import Cell, Stat, Table
 
 TEST_NAME = "two-sided Welch t-test on normalised class accuracy"
@@ -59,12 +61,15 @@ def group_breaks(conditions: list[Condition]) -> list[int]:
 
 
 def stat_cell(audit: AuditData, cond: str, metric: str, attribute: str = "", scale: float = 100.0) -> Cell:
-    """``Stat`` of one summary row in display units (``scale`` 100 = percent), None when absent."""
+    """``Stat`` of one summary row in display units (``scale`` 100 = percent), None when absent; a fairness
+    number of a degenerate condition carries the mark ``†`` (:mod:`kdfair.report.health`), one within its
+    noise floor ``n.s.`` (:mod:`kdfair.report.noise`)."""
     found = audit.stat(cond, metric, attribute)
     if found is None:
         return None
     mean, std, _ = found
-    return Stat(mean * scale, std * scale, 2 if scale == 100.0 else 4)
+    marks = (fairness_mark(audit, cond, metric), noise_mark(audit, cond, metric, attribute))
+    return Stat(mean * scale, std * scale, 2 if scale == 100.0 else 4, " ".join(m for m in marks if m))
 
 
 def _n_seeds(audit: AuditData, cond: Condition) -> int:
@@ -149,6 +154,7 @@ def table_group_fairness(audit: AuditData, attribute: str) -> Table | None:
             stat_cell(audit, c.id, m, a)
             for m, a in (("accuracy", ""), ("eod", attribute), ("dpd", attribute))
         ]
+        + floor_cells(audit, c.id, attribute)  # noise floor and p of EOD and DPD (report.noise)
         for c in audit.conditions
     ]
     return Table(
@@ -157,7 +163,7 @@ def table_group_fairness(audit: AuditData, attribute: str) -> Table | None:
         caption="Test accuracy, equalized odds difference (EOD) and demographic parity difference "
         "(DPD), in %; "
         "lower EOD and DPD is fairer.",
-        columns=names + ["Test Acc. (%)", "EOD (%)", "DPD (%)"],
+        columns=names + ["Test Acc. (%)", "EOD (%)", "DPD (%)"] + floor_columns(audit),
         rows=rows,
         notes=[STD_NOTE, "Multi-class tasks: one-vs-rest per class, averaged over classes (SPEC §5)."],
         breaks=group_breaks(audit.conditions),
@@ -169,8 +175,9 @@ def table_individual_fairness(audit: AuditData) -> Table | None:
     """Table 4 of paper 002: individual unfairness (unitless) and consistency (%) per condition."""
     if not (audit.has_metric("individual_unfairness") or audit.has_metric("consistency")):
         return None
+    from kdfair.report.counterfactual import knn_notes  # imports this module
+
     names, cells = label_columns(audit)
-    settings = audit.meta.get("individual_fairness") or {}
     rows = [
         cells(c)
         + [stat_cell(audit, c.id, "individual_unfairness", scale=1.0), stat_cell(audit, c.id, "consistency")]
@@ -184,11 +191,7 @@ def table_individual_fairness(audit: AuditData) -> Table | None:
         "probabilities per normalised distance; lower is fairer) and consistency (%; higher is fairer).",
         columns=names + ["Individual unfairness", "Consistency (%)"],
         rows=rows,
-        notes=[
-            STD_NOTE,
-            f"Neighbours: k = {settings.get('k', 5)} nearest in the "
-            f"'{settings.get('representation', 'input')}' representation (SPEC §6).",
-        ],
+        notes=[STD_NOTE, *knn_notes(audit)],  # the pairs' space (the teacher's?) and what they share
         breaks=group_breaks(audit.conditions),
         n_label_columns=len(names),
     )

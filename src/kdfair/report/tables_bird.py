@@ -6,7 +6,11 @@ All four metrics in percent, mean ± std over seeds; conditions are grouped by m
 
 from __future__ import annotations
 
+from kdfair.degenerate import MARK
+from kdfair.report.counterfactual import table_counterfactual
+from kdfair.report.health import fairness_mark, table_notes
 from kdfair.report.load import AuditData, Condition
+from kdfair.report.noise import NOT_SIGNIFICANT, floor_note, table_fairness_tests, table_noise_floor
 from kdfair.report.tables import (
     STD_NOTE,
     _slug,
@@ -16,7 +20,7 @@ from kdfair.report.tables import (
     table_group_fairness,
     table_individual_fairness,
 )
-from kdfair.report.tabular import Cell, Table, signed
+from kdfair.report.tabular import Cell, Table, cell_text, signed
 
 BIRD_METRICS = (("auroc", "AUROC (%)", False), ("f1", "F1 (%)", False))
 DEO_METRICS = (("deo_mean", "mean-DEO (%)", True), ("deo_max", "max-DEO (%)", True))
@@ -77,7 +81,8 @@ def _delta(audit: AuditData, cond: str, ref: str, metric: str, attribute: str) -
     a, b = audit.stat(cond, metric, attribute), audit.stat(ref, metric, attribute)
     if a is None or b is None:
         return None
-    return signed(100.0 * (a[0] - b[0]))
+    marks = " ".join(dict.fromkeys(m for m in (fairness_mark(audit, c, metric) for c in (cond, ref)) if m))
+    return signed(100.0 * (a[0] - b[0])) + (f" {marks}" if marks else "")
 
 
 def table_inheritance(audit: AuditData, attribute: str) -> Table | None:
@@ -126,6 +131,7 @@ def build_tables(audit: AuditData) -> tuple[list[Table], list[str]]:
             tables, omitted, table_group_fairness(audit, attribute), f"Table 2 for '{attribute}' (no EOD/DPD)"
         )
     _add(tables, omitted, table_individual_fairness(audit), "Table 4 (no individual fairness metrics)")
+    _add(tables, omitted, table_counterfactual(audit), "Counterfactual Table 4 (no counterfactual.npz)")
     for attribute in attributes or [""]:
         _add(
             tables, omitted, table_bird(audit, attribute), f"BIRD table for '{attribute or '-'}' (no metrics)"
@@ -137,6 +143,14 @@ def build_tables(audit: AuditData) -> tuple[list[Table], list[str]]:
             table_inheritance(audit, attribute),
             f"Teacher vs student table for '{attribute}' (needs teacher, NDS and mean-DEO)",
         )
+    for attribute in attributes:  # the noise floor and the between-condition tests (kdfair.report.noise)
+        _add(tables, omitted, table_noise_floor(audit, attribute), f"Noise floor table for '{attribute}'")
+        _add(tables, omitted, table_fairness_tests(audit, attribute), f"Fairness tests for '{attribute}'")
+    for table in tables:  # the n.s. note where a value is within its noise floor or floors are shown
+        marked = any(NOT_SIGNIFICANT in cell_text(c) for row in table.rows for c in row)
+        table.notes += floor_note(audit) if marked or "EOD p" in table.columns else []
+    for table in tables:  # degenerate (†) and convergence notes (kdfair.report.health)
+        table.notes += table_notes(audit, any(MARK in cell_text(c) for row in table.rows for c in row))
     return tables, omitted
 
 

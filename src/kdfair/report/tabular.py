@@ -6,7 +6,9 @@ Cell formatting (docs/report.md, "Number formatting"):
   - ``None``: ``"-"`` (the quantity does not apply, e.g. #SC of the teacher).
   - ``int`` and ``str``: as they are.
 The CSV rendering is machine-readable: a column holding ``Stat`` cells becomes two numeric columns
-``"<name> mean"`` and ``"<name> std"`` at full precision, in the same units as the displayed numbers.
+``"<name> mean"`` and ``"<name> std"`` at full precision, in the same units as the displayed numbers; a
+column with a marked ``Stat`` (``mark``, e.g. ``†`` for a degenerate condition's fairness number, appended
+to the text after a space) also gets ``"<name> mark"``.
 """
 
 from __future__ import annotations
@@ -27,13 +29,15 @@ class Stat:
     mean: float
     std: float
     decimals: int = 2
+    mark: str = ""  # e.g. "†": a degenerate condition's fairness number (kdfair.report.health)
 
     def text(self, pm: str = "±") -> str:
+        suffix = f" {self.mark}" if self.mark else ""
         if not math.isfinite(self.mean):
-            return UNDEFINED
+            return UNDEFINED + suffix
         if not math.isfinite(self.std):
-            return f"{self.mean:.{self.decimals}f}"
-        return f"{self.mean:.{self.decimals}f} {pm} {self.std:.{self.decimals}f}"
+            return f"{self.mean:.{self.decimals}f}{suffix}"
+        return f"{self.mean:.{self.decimals}f} {pm} {self.std:.{self.decimals}f}{suffix}"
 
 
 Cell = Stat | int | str | None
@@ -100,6 +104,7 @@ _LATEX_CHARS = {
     "Δ": r"$\Delta$",
     "→": r"$\rightarrow$",
     "≤": r"$\leq$",
+    "†": r"$^\dagger$",
 }
 
 
@@ -136,9 +141,11 @@ def to_latex(table: Table) -> str:
 def to_csv(table: Table) -> str:
     """Machine-readable CSV: Stat columns split into ``<name> mean`` and ``<name> std`` (module docstring)."""
     stat_columns = {i for row in table.rows for i, cell in enumerate(row) if isinstance(cell, Stat)}
+    marked = {i for row in table.rows for i, cell in enumerate(row) if isinstance(cell, Stat) and cell.mark}
     header: list[str] = []
     for i, name in enumerate(table.columns):
         header += [f"{name} mean", f"{name} std"] if i in stat_columns else [name]
+        header += [f"{name} mark"] if i in marked else []
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
@@ -149,5 +156,7 @@ def to_csv(table: Table) -> str:
                 out += [repr(cell.mean), repr(cell.std)] if isinstance(cell, Stat) else ["", ""]
             else:
                 out.append("" if cell is None else cell)
+            if i in marked:
+                out.append(cell.mark if isinstance(cell, Stat) else "")
         writer.writerow(out)
     return buffer.getvalue()

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from kdfair.errors import ConfigError
+from kdfair.extras import require
 from kdfair.io import environment_info, write_json_atomic, write_text_atomic
 from kdfair.sweep.config import SweepConfig, load_sweep_config
 from kdfair.sweep.executors import UnitResult, run_units
@@ -125,6 +126,7 @@ def sweep(
 
     Returns 0 when every unit finished, 1 when some failed (re-running resumes). ``kdfair demo`` uses it too.
     """
+    require("torch", "training")  # the config checks already need the model registry: fail first, in one line
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     if address and executor != "ray":
@@ -157,7 +159,11 @@ def sweep(
     if failed:
         print("sweep incomplete: audit and report skipped; re-run the same command to retry", file=sys.stderr)
         return 1
+    from kdfair.train.twins import add_missing_counterfactuals  # torch: only once training is over
+
     for sub in plan.subsweeps:
+        # finished runs made before twins existed get counterfactual.npz from checkpoint.pt (docs/sweeps.md)
+        add_missing_counterfactuals(sub.out_dir, device=device, log=lambda line: print(line, flush=True))
         finish_subsweep(sub, audit=audit, report=config.report and audit and report)
     return 0
 

@@ -102,9 +102,9 @@ class AuditSpec(_Strict):
     """Settings of the end-of-sweep audit (SPEC §4, §6)."""
 
     level: float = Field(0.05, gt=0, lt=1)  # significance level of the Welch tests; paper: 0.05
-    # kNN space of individual fairness (SPEC §6): "input" = <sweep>/representation.npz (the standardised test
-    # inputs), "teacher" = the teacher's penultimate features, "auto" = input if present else teacher,
-    # "none" = skip individual fairness
+    # kNN space of individual fairness (SPEC §6): "auto" / "teacher" = the teacher's penultimate features
+    # (auto skips with a note where there are none), "input" = <sweep>/representation.npz (the standardised
+    # test inputs: pixel neighbours share the colour, not the label), "none" = skip kNN individual fairness
     representation: Literal["auto", "input", "teacher", "none"] = "auto"
 
 

@@ -10,8 +10,14 @@ to ``max(1, cores // workers)`` and, on a GPU machine, sees one GPU (worker ``i`
 through ``CUDA_VISIBLE_DEVICES``). Ray tasks run the same function on a local Ray instance or a cluster.
 
 Progress: every unit logs a start line and a finish line (``[5/6] finished ds_s0 in 12.3 s (5/6 units done,
-40 s elapsed)``). In this process (one worker) each epoch shows a tqdm bar; worker processes and Ray tasks
-print one line per epoch instead, and the sweep shows an overall bar over units on stderr.
+40 s elapsed)``). How the rest looks depends on where stderr goes (:func:`progress_style`):
+
+- a terminal: in this process (one worker) each epoch shows a tqdm bar; worker processes and Ray tasks print
+  one line per epoch instead, and the sweep shows an overall bar over units on stderr;
+- a file or a pipe (``kdfair sweep ... 2> log``): no bar is redrawn. Every unit, here or in a worker, prints
+  one line per epoch (and one a minute within a long epoch), and the sweep prints a plain line on stderr,
+  ``progress: 5/12 units finished (42%) in 2 min 5 s, about 2 min 55 s left``, at most every
+  ``PROGRESS_LINE_SECONDS`` and when the last unit finishes.
 """
 
 from __future__ import annotations
@@ -34,6 +40,20 @@ from kdfair.sweep.expand import Unit
 
 Log = Callable[[str], None]
 ExecutorName = Literal["serial", "local", "ray"]
+Style = Literal["bar", "lines"]  # redrawn tqdm bars (a terminal) or plain lines (a log file)
+PROGRESS_LINE_SECONDS = 30.0  # the sweep's plain progress lines: at most one per 30 s, and the last one
+
+
+def progress_style(progress: bool | Style, stream: Any = None) -> Style | None:
+    """How progress is shown: ``True`` picks ``"bar"`` when ``stream`` (default: stderr) is a terminal and
+    ``"lines"`` otherwise (a log stays readable: no carriage returns); ``False`` gives None (no progress)."""
+    if progress is not True:
+        return progress or None
+    stream = sys.stderr if stream is None else stream
+    try:
+        return "bar" if stream.isatty() else "lines"
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return "lines"
 
 
 @dataclass(frozen=True)
@@ -97,57 +117,100 @@ def run_units(
     workers: int = 1,
     address: str | None = None,
     device: str | None = None,
-    progress: bool = True,
+    progress: bool | Style = True,
     log: Log = print,
 ) -> list[UnitResult]:
     """Run ``units`` (in plan order) with dependencies; returns one result per unit, in plan order.
 
-    With ``progress``, units trained in this process show a bar per epoch; with worker processes or Ray,
-    units print a line per epoch and the sweep shows a bar over units (on stderr).
+    ``progress`` (:func:`progress_style`; True: by whether stderr is a terminal): with ``"bar"``, units
+    trained in this process show a bar per epoch; with worker processes or Ray, units print a line per epoch
+    and the sweep shows a bar over units (on stderr). With ``"lines"``, every unit prints lines per epoch and
+    the sweep a plain progress line on stderr now and then. False: unit start and finish lines only.
     """
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
-    backend = _make_backend(executor, workers, address, device, progress)
+    style = progress_style(progress)
+    backend = _make_backend(executor, workers, address, device, style)
+    serial = isinstance(backend, _SerialBackend)  # its bar per epoch and a bar over units would collide
     try:
-        return schedule(units, backend, log, bar=progress and not isinstance(backend, _SerialBackend))
+        return schedule(units, backend, log, progress=None if serial and style == "bar" else style)
     finally:
         backend.close()
 
 
 def _make_backend(
-    executor: ExecutorName, workers: int, address: str | None, device: str | None, progress: bool
+    executor: ExecutorName, workers: int, address: str | None, device: str | None, style: Style | None
 ) -> Backend:
+    lines: Literal["lines", False] = "lines" if style else False  # workers' stderr is no terminal of theirs
     if executor == "serial" or (executor == "local" and workers == 1):
-        return _SerialBackend(device, progress)
+        return _SerialBackend(device, True if style == "bar" else lines)
     if executor == "local":
-        return _LocalBackend(workers, device, "lines" if progress else False)
+        return _LocalBackend(workers, device, lines)
     if executor == "ray":
+        from kdfair.extras import require
+
+        require("ray", "--executor ray")
         from kdfair.sweep.ray_backend import RayBackend
 
-        return RayBackend(workers, address, device, "lines" if progress else False)
+        return RayBackend(workers, address, device, lines)
     raise ConfigError(f"unknown executor '{executor}'; valid executors: local, ray, serial")
 
 
-def schedule(units: Sequence[Unit], backend: Backend, log: Log, *, bar: bool = False) -> list[UnitResult]:
+def schedule(
+    units: Sequence[Unit], backend: Backend, log: Log, *, progress: Style | None = None
+) -> list[UnitResult]:
     """Run ``units`` on ``backend``, each once its dependencies succeeded; results in plan order.
 
-    ``bar`` shows a tqdm bar over units on stderr (cleared around each log line).
+    ``progress``: ``"bar"`` shows a tqdm bar over units on stderr (cleared around each log line);
+    ``"lines"`` prints a plain progress line on stderr at most every ``PROGRESS_LINE_SECONDS`` and when the
+    last unit finishes (:func:`progress_line`); None shows neither.
     """
     unknown = sorted({d for u in units for d in u.depends_on} - {u.unit_id for u in units})
     if unknown:
         raise ValueError(f"units depend on units not in the plan: {', '.join(unknown)}")
-    return _Scheduler(units, backend, log, bar).run()
+    return _Scheduler(units, backend, log, progress).run()
+
+
+def duration(seconds: float) -> str:
+    """``"45 s"``, ``"12 min 5 s"``, ``"3 h 25 min"``: a time span for a log line."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def progress_line(results: Sequence[UnitResult], total: int, elapsed: float) -> str:
+    """``progress: 5/12 units finished (42%) in 2 min 5 s, about 2 min 55 s left`` (plus ``, 1 failed``).
+
+    The estimate extrapolates the mean time of the units trained so far (not those done already) to the
+    units still to come; it is left out until a unit has been trained.
+    """
+    finished, failed = len(results), sum(not r.ok for r in results)
+    trained = sum(r.status == "done" for r in results)
+    share = 100 * finished // max(total, 1)
+    line = f"progress: {finished}/{total} units finished ({share}%) in {duration(elapsed)}"
+    if failed:
+        line += f", {failed} failed"
+    if trained and finished < total:
+        line += f", about {duration(elapsed / trained * (total - finished))} left"
+    return line
 
 
 class _Scheduler:
-    def __init__(self, units: Sequence[Unit], backend: Backend, log: Log, bar: bool = False) -> None:
+    def __init__(self, units: Sequence[Unit], backend: Backend, log: Log, progress: Style | None) -> None:
         self.units, self.backend, self.printer = list(units), backend, log
         self.position = {u.unit_id: f"[{i}/{len(units)}]" for i, u in enumerate(units, start=1)}
         self.results: dict[str, UnitResult] = {}
         self.running: dict[Any, tuple[Unit, float]] = {}
         self.waiting = list(units)
         self.started = time.monotonic()
-        self.bar = tqdm(total=len(units), desc="units", unit="unit", disable=not bar, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=len(units), desc="units", unit="unit", disable=progress != "bar", dynamic_ncols=True
+        )
+        self.lines = progress == "lines"
+        self.last_line = (self.started, 0)  # when the last progress line was printed, and at what count
 
     def run(self) -> list[UnitResult]:
         try:
@@ -159,9 +222,23 @@ class _Scheduler:
                     raise ValueError(
                         f"dependency cycle among units: {', '.join(u.unit_id for u in self.waiting)}"
                     )
+                self._progress_line()
         finally:
             self.bar.close()
         return [self.results[u.unit_id] for u in self.units]
+
+    def _progress_line(self) -> None:
+        """In ``"lines"`` mode, a plain progress line on stderr: when a unit has finished since the last line
+        and ``PROGRESS_LINE_SECONDS`` have passed, or when every unit has finished."""
+        now, count = time.monotonic(), len(self.results)
+        due = count > self.last_line[1] and now - self.last_line[0] >= PROGRESS_LINE_SECONDS
+        if self.lines and (due or (count == len(self.units) and count > self.last_line[1])):
+            self.last_line = (now, count)
+            print(
+                progress_line(list(self.results.values()), len(self.units), now - self.started),
+                file=sys.stderr,
+                flush=True,
+            )
 
     def log(self, line: str) -> None:
         self.bar.clear()
@@ -238,9 +315,9 @@ class _SerialBackend:
 
     capacity = 1
 
-    def __init__(self, device: str | None, progress: bool) -> None:
+    def __init__(self, device: str | None, progress: bool | Literal["lines"]) -> None:
         self.device = device
-        self.progress = progress
+        self.progress = progress  # True: a bar per epoch; "lines": a line per epoch; False: off
         self.finished: list[tuple[int, BaseException | None]] = []
         self.count = 0
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from kdfair.errors import ConfigError
 from kdfair.sweep.expand import RUNS, SubSweep
+from kdfair.train.config import comparable_config
 
 AUDIT_DIR = "audit"
 REPORT_DIR = "report"
@@ -30,7 +31,7 @@ def check_existing_runs(sub: SubSweep) -> None:
                 previous = json.loads(path.read_text(encoding="utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError):
                 continue  # unreadable: the trainer rewrites it
-            if previous != json.loads(run.model_dump_json()):
+            if comparable_config(previous) != comparable_config(json.loads(run.model_dump_json())):
                 raise ConfigError(
                     f"{path}: holds a different config for run '{run.run_id}'; the sweep config changed "
                     f"since this folder was written; use a new --out"
@@ -59,6 +60,10 @@ def finish_subsweep(sub: SubSweep, *, audit: bool, report: bool, log: Callable[[
     result = audit_runs(sub.out_dir, level=sub.config.audit.level, representation=audit_representation(sub))
     write_audit(result, audit_dir)
     log(f"audit: {audit_dir}")
+    from kdfair.audit.health import health_lines
+
+    for line in health_lines(result.info):  # degenerate students and unconverged training (docs/audit.md)
+        log(f"warning: {line}")
     if not report:
         return
     try:

@@ -11,6 +11,7 @@ errors into ConfigError too.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any, Literal
@@ -59,8 +60,13 @@ class TrainConfig(_Strict):
     lr: float = Field(0.1, gt=0)  # initial learning rate, per step; paper: 0.1
     momentum: float = Field(0.9, ge=0, lt=1)  # SGD momentum; paper: 0.9
     weight_decay: float = Field(1e-3, ge=0)  # L2 coefficient, coupled (torch SGD/Adam); paper: 1e-3
-    milestones: list[int] = [30, 60, 90]  # epochs after which lr is multiplied by lr_decay; paper: 30/60/90
-    lr_decay: float = Field(0.1, gt=0, le=1)  # multiplicative lr factor at each milestone; paper: /10
+    # lr schedule, stepped once per epoch. "step": lr x lr_decay after each of ``milestones`` (paper: /10 at
+    # 30/60/90). "cosine": linear warm-up over ``warmup_epochs``, then half a cosine down to 0 at the last
+    # epoch (the fast-convergence recipe of airbench-style CIFAR training; RESULTS.md, convergence ablation)
+    schedule: Literal["step", "cosine"] = "step"
+    milestones: list[int] = [30, 60, 90]  # "step": epochs after which lr is multiplied by lr_decay
+    lr_decay: float = Field(0.1, gt=0, le=1)  # "step": multiplicative lr factor at each milestone; paper: /10
+    warmup_epochs: int = Field(0, ge=0)  # "cosine": epochs of linear warm-up from lr / (warmup + 1) to lr
     augment: bool = True  # random crop (pad 4 per 32 px) + horizontal flip, images only; paper: on
     normalize: Literal["train", "half"] = "train"  # per-channel mean/std of train, or fixed 0.5/0.5
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
@@ -71,11 +77,19 @@ class TrainConfig(_Strict):
     meta_fraction: float = Field(0.1, gt=0, lt=1)  # share of train held out as meta split (BIRD)
     teacher_cache: Literal["auto", "on", "off"] = "auto"  # auto: cache teacher outputs when augment is off
     deterministic: bool = True  # torch.use_deterministic_algorithms (warn_only) for bit-exact CPU runs
+    # DS students of one lockstep unit with the same architecture (LeNet-5, CIFAR ResNets) and method (kd,
+    # ce) train as one fused model; each keeps its own optimiser, checkpoint and folder (kdfair.train.fused).
+    # Results equal unfused training within float32 round-off, not bit for bit. Off: today's plain loop
+    fuse_students: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
         if any(m < 1 for m in self.milestones) or sorted(self.milestones) != list(self.milestones):
             raise ConfigError(f"train.milestones must be increasing epochs >= 1, got {self.milestones}")
+        if self.schedule == "cosine" and self.warmup_epochs >= self.epochs:
+            raise ConfigError(
+                f"train.warmup_epochs ({self.warmup_epochs}) must be below train.epochs ({self.epochs})"
+            )
         return self
 
     def resolved_batch_size(self, dataset: str) -> int:
@@ -203,6 +217,19 @@ def parse_run_config(raw: dict[str, Any], source: str = "run config") -> RunConf
         raise ConfigError(f"{source}: {where}: {first['msg']}") from exc
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from exc
+
+
+def comparable_config(raw: dict[str, Any]) -> dict[str, Any]:
+    """A config.json dict as the resume check compares it: validated with every default filled in, less
+    ``train.fuse_students`` (fused training changes only the round-off, and epochs.csv's ``fused_students``
+    column records it per epoch, so a folder may resume fused or unfused). Unparsable input is returned as is.
+    """
+    try:
+        normalized = json.loads(parse_run_config(raw).model_dump_json())
+    except ConfigError:
+        return raw
+    normalized["train"].pop("fuse_students", None)
+    return normalized
 
 
 def _canonical_json(obj: Any) -> str:

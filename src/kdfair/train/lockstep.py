@@ -8,10 +8,15 @@ student's result is bit-identical (on the CPU) to training it alone. Students ma
 Per batch, the input batch, the live teacher forward and the cached-output lookup are done once for all
 students; logged values stay on the device and are read once per epoch (no per-step host sync).
 
+With ``train.fuse_students`` (``EpochContext.fuse_students``), the students of one fusable architecture and
+method train as one fused model instead, each epoch fused and unfused again before the checkpoints
+(:mod:`kdfair.train.fused`); results then agree with the plain loop within float32 round-off, not bit for bit.
+
 Progress (``EpochContext.progress``): ``True`` shows a tqdm bar per epoch on stderr with the first student's
 running loss, accuracy and images per second (``loss=``, ``acc=``, ``img_s=``; one host sync every 10
-steps); ``"lines"`` prints one line per epoch on stdout instead (worker processes and Ray tasks, whose
-stderr is no terminal); ``False`` is silent.
+steps); ``"lines"`` prints one line per epoch on stdout instead, and one a minute within a longer epoch
+(worker processes and Ray tasks, and any sweep whose stderr is a file: no redrawn bar in a log); ``False``
+is silent.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from kdfair.methods.base import Batch, MetaSource, Method, TeacherOutput
 from kdfair.models.base import KDModel
 from kdfair.train.augment import InputPipeline
 from kdfair.train.device import Runtime
+from kdfair.train.fused import FusedGroup, plan_fusion
 from kdfair.train.rundir import RunFolder
 from kdfair.train.sampling import (
     STREAM_AUGMENT,
@@ -39,6 +45,8 @@ from kdfair.train.sampling import (
     torch_seed_for,
 )
 from kdfair.train.teacher import Teacher
+
+STEP_LINE_SECONDS = 60.0  # "lines" progress: at most one line a minute within an epoch (and one at its end)
 
 
 @dataclass(frozen=True)
@@ -137,6 +145,7 @@ class EpochContext:
     augment_seed: int
     progress: bool | Literal["lines"] = True  # True: a tqdm bar; "lines": a stdout line per epoch; False: off
     shard: tuple[int, int] = (0, 1)  # (rank, world size): each rank takes batch[rank::world]
+    fuse_students: bool = False  # train.fuse_students: fusable students train as one model (train.fused)
 
 
 def train_epochs(students: list[Student], ctx: EpochContext) -> None:
@@ -144,46 +153,64 @@ def train_epochs(students: list[Student], ctx: EpochContext) -> None:
     if not students:
         return
     assert len({s.plan.key() for s in students}) == 1, "a lockstep group needs one batch plan"
+    fused = plan_fusion(students, ctx.shard[1]) if ctx.fuse_students else []
     total = max(s.epochs for s in students)
     for epoch in range(min(s.next_epoch for s in students), total):
         active = [s for s in students if s.next_epoch == epoch and epoch < s.epochs]
         if active:
-            _run_epoch(active, epoch, ctx)
+            _run_epoch(active, epoch, ctx, fused)
 
 
-def _run_epoch(students: list[Student], epoch: int, ctx: EpochContext) -> None:
+def _run_epoch(students: list[Student], epoch: int, ctx: EpochContext, fused: list[list[Student]]) -> None:
+    """One epoch of ``students``; members of the ``fused`` groups train fused (kdfair.train.fused)."""
     batches = students[0].plan.batches(epoch)
     limit = students[0].max_steps
     batches = batches[:limit] if limit is not None else batches
     generator = torch.Generator().manual_seed(torch_seed_for(ctx.augment_seed, epoch, STREAM_AUGMENT))
-    recorders = [s.recorder or _attach_recorder(s) for s in students]
     sums = [StepTotals() for _ in students]
+    groups = _fused_groups(students, fused, sums)
+    in_groups = {s.run_id: g.size for g in groups for s in g.active}  # run id -> fused model size
+    plain = [(s, acc) for s, acc in zip(students, sums, strict=True) if s.run_id not in in_groups]
+    recorders = [s.recorder or _attach_recorder(s) for s, _ in plain]
     lrs = [s.optimizer.param_groups[0]["lr"] for s in students]
-    for s in students:
-        s.model.train()
-        s.method.train()
-        s.method.start_epoch(epoch)
-        if s.meta_batches is not None:
-            s.meta_batches.start_epoch(epoch)
+    _start_epoch(students, epoch)
     start = time.perf_counter()
     names = ",".join(s.run_id for s in students) if len(students) < 4 else f"{len(students)} students"
     show_bar = ctx.progress is True
+    next_line = start + STEP_LINE_SECONDS  # "lines": a line within an epoch that lasts longer than this
     bar = tqdm(batches, desc=f"epoch {epoch + 1} {names}", disable=not show_bar, leave=False)
     for step, positions in enumerate(bar):
         batch, images = _make_batch(positions, generator, ctx)
-        live, cached = _teacher_outputs(students, batch, ctx)
-        for s, rec, acc in zip(students, recorders, sums, strict=True):
-            _student_step(s, batch, live if s.live_teacher else cached, ctx, rec, acc)
+        _step_all(students, groups, plain, recorders, batch, ctx)
         if show_bar and step % 10 == 0:  # the only per-step sync, and only with a progress bar
             elapsed = time.perf_counter() - start
             loss, accuracy = sums[0].means()[:2]
             rate = images * (step + 1) / max(elapsed, 1e-9)
             bar.set_postfix({"loss": f"{loss:.3f}", "acc": f"{accuracy:.3f}", "img_s": f"{rate:.0f}"})
+        elif ctx.progress == "lines" and time.perf_counter() >= next_line:  # one sync a minute at most
+            print(step_line(names, epoch, students[0], (step + 1, len(batches)), sums[0], start), flush=True)
+            next_line = time.perf_counter() + STEP_LINE_SECONDS
     seconds = time.perf_counter() - start
+    for group in groups:
+        group.finish()
     for s, acc, lr in zip(students, sums, lrs, strict=True):
-        _finish_epoch(s, epoch, acc, lr, seconds, len(students))
+        fused_with = in_groups.get(s.run_id, 0) if ctx.fuse_students else None
+        _finish_epoch(s, epoch, acc, lr, seconds, len(students), fused_with)
     if ctx.progress == "lines":
         print(epoch_line(names, students[0]), flush=True)
+
+
+def step_line(
+    names: str, epoch: int, student: Student, steps: tuple[int, int], totals: StepTotals, start: float
+) -> str:
+    """One line within a long epoch (``"lines"`` progress, every ``STEP_LINE_SECONDS``), the running means of
+    the first student: ``<runs> epoch 3/100: step 120/391, loss 1.234, acc 0.567, 890 img/s``."""
+    loss, accuracy = totals.means()[:2]
+    rate = totals.seen / max(time.perf_counter() - start, 1e-9)
+    return (
+        f"{names} epoch {epoch + 1}/{student.epochs}: step {steps[0]}/{steps[1]}, loss {loss:.3f}, "
+        f"acc {accuracy:.3f}, {rate:.0f} img/s"
+    )
 
 
 def epoch_line(names: str, student: Student) -> str:
@@ -223,6 +250,45 @@ class StepTotals:
         seen = max(self.seen, 1)
         extra = {key: float(value) / seen for key, value in self.extra.items()}
         return float(self.loss) / seen, float(self.correct) / seen, extra
+
+
+def _start_epoch(students: list[Student], epoch: int) -> None:
+    """Training mode, and the methods' and meta batches' epoch start (``epoch`` counts from 0)."""
+    for s in students:
+        s.model.train()
+        s.method.train()
+        s.method.start_epoch(epoch)
+        if s.meta_batches is not None:
+            s.meta_batches.start_epoch(epoch)
+
+
+def _step_all(
+    students: list[Student],
+    groups: list[FusedGroup],
+    plain: list[tuple[Student, StepTotals]],
+    recorders: list[LogitRecorder],
+    batch: Batch,
+    ctx: EpochContext,
+) -> None:
+    """One step of every student on ``batch``: one teacher pass, then each fused group, then the others."""
+    live, cached = _teacher_outputs(students, batch, ctx)
+    for group in groups:
+        group.step(batch, live, cached, ctx.runtime)
+    for (s, acc), rec in zip(plain, recorders, strict=True):
+        _student_step(s, batch, live if s.live_teacher else cached, ctx, rec, acc)
+
+
+def _fused_groups(
+    students: list[Student], fused: list[list[Student]], sums: list[StepTotals]
+) -> list[FusedGroup]:
+    """This epoch's fused groups: every planned group with an active member (fused at its full size)."""
+    active = {s.run_id for s in students}
+    totals = {s.run_id: acc for s, acc in zip(students, sums, strict=True)}
+    return [
+        FusedGroup(members, [s for s in members if s.run_id in active], totals)
+        for members in fused
+        if any(s.run_id in active for s in members)
+    ]
 
 
 def _attach_recorder(student: Student) -> LogitRecorder:
@@ -300,9 +366,13 @@ def _student_step(
 
 
 def _finish_epoch(
-    s: Student, epoch: int, acc: StepTotals, lr: float, seconds: float, n_students: int
+    s: Student, epoch: int, acc: StepTotals, lr: float, seconds: float, n_students: int, fused: int | None
 ) -> None:
-    """Step the schedule, log the epoch, save the checkpoint, then the crash point (resume tests)."""
+    """Step the schedule, log the epoch, save the checkpoint, then the crash point (resume tests).
+
+    ``fused``: with ``train.fuse_students``, the size of the fused model the student trained in (0: unfused),
+    logged as epochs.csv's ``fused_students``; None leaves the column out.
+    """
     s.scheduler.step()
     loss, accuracy, extra = acc.means()  # the epoch's one sync
     row = {
@@ -314,6 +384,8 @@ def _finish_epoch(
         "seconds": seconds,
         "lockstep_students": n_students,
     }
+    if fused is not None:
+        row["fused_students"] = fused
     row.update({f"train_{key}": value for key, value in extra.items()})
     s.history.append(row)
     s.next_epoch = epoch + 1

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from kdfair.data.base import Dataset
 from kdfair.errors import ConfigError, KdfairWarning
 from kdfair.io import atomic_path, environment_info, save_npz_atomic, write_json_atomic, write_text_atomic
-from kdfair.train.config import RunConfig
+from kdfair.train.config import RunConfig, comparable_config
 
 CHECKPOINT_FORMAT = "kdfair-checkpoint-1"
 REPRESENTATION_MAX_SIDE = 16  # images are average-pooled to at most 16x16 before flattening
@@ -46,7 +46,9 @@ class RunFolder:
         """Create the folder, remove stale temporary files, write config.json and environment.json.
 
         An existing config.json that differs from ``config`` is a ConfigError (the folder belongs to another
-        run); the comparison ignores nothing, so a changed recipe needs a new sweep folder or run id.
+        run), so a changed recipe needs a new sweep folder or run id. Both sides are compared with defaults
+        filled in (:func:`comparable_config`): a key added to the config later, with a default that keeps the
+        old behaviour, does not stop older folders from resuming.
         """
         if not self.writer:
             return
@@ -60,7 +62,7 @@ class RunFolder:
                 previous = json.loads(existing.read_text(encoding="utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError):
                 previous = None
-            if previous is not None and previous != resolved:
+            if previous is not None and comparable_config(previous) != comparable_config(resolved):
                 raise ConfigError(f"{existing}: holds a different config for run '{self.run_id}'")
         write_json_atomic(existing, resolved)
         write_json_atomic(self.path / "environment.json", environment_info(device))

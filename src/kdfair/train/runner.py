@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from kdfair.convergence import assess_convergence
 from kdfair.data.base import Dataset
 from kdfair.errors import ConfigError
 from kdfair.train.augment import InputPipeline, channel_stats
@@ -27,6 +28,7 @@ from kdfair.train.lockstep import EpochContext, Student, train_epochs
 from kdfair.train.rundir import RunFolder, write_representation
 from kdfair.train.teacher import Teacher, fill_cache, resolve_teacher
 from kdfair.train.trainer import build_student, predict, prediction_arrays, run_meta
+from kdfair.train.twins import write_run_counterfactual
 
 _DATASETS: dict[str, Dataset] = {}  # per-process cache: DataConfig JSON -> loaded data set
 _STATS: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
@@ -163,6 +165,7 @@ def _train_unit(
         augment_seed=first.seed,
         progress=progress if shard[0] == 0 else False,
         shard=shard,
+        fuse_students=first.train.fuse_students and first.role == "ds",  # students only, not teachers/NDS
     )
     if shard[1] > 1:
         from kdfair.train.ddp import distribute
@@ -217,11 +220,19 @@ def finish_run(
     runtime: Runtime,
     teacher: Teacher | None,
 ) -> None:
-    """Predict the test split and write predictions.npz, run.json and DONE (writer processes only)."""
+    """Predict the test split (and its counterfactual twins, where the data set has them) and write
+    predictions.npz, counterfactual.npz, run.json and DONE (writer processes only)."""
     if not folder.writer:
         return
     logits, features = predict(student.model, test, runtime, config.train.eval_batch_size)
+    write_run_counterfactual(folder.path, config, dataset, student.model, runtime, logits)
     accuracy = float((logits.argmax(axis=1) == dataset.split("test").labels).mean()) if len(logits) else 0.0
-    folder.finish(
-        prediction_arrays(dataset, logits, features), run_meta(config, dataset, runtime, teacher, accuracy)
-    )
+    meta = run_meta(config, dataset, runtime, teacher, accuracy)
+    # kdfair.convergence's verdict on this run's training loss (the audit recomputes it from epochs.csv)
+    history = student.history
+    meta["settings"]["convergence"] = assess_convergence(
+        [row["train_loss"] for row in history], [row["lr"] for row in history]
+    ).as_dict()
+    if config.train.fuse_students:  # the size of the fused model of its last epoch (0: trained unfused)
+        meta["settings"]["fused_students"] = history[-1].get("fused_students", 0) if history else 0
+    folder.finish(prediction_arrays(dataset, logits, features), meta)

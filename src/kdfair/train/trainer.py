@@ -6,6 +6,8 @@ trainable parts), so its initialisation is the same whether it trains alone or i
 
 from __future__ import annotations
 
+import functools
+import math
 import warnings
 from typing import Any
 
@@ -60,6 +62,28 @@ def make_optimizer(train: TrainConfig, params: list[nn.Parameter]) -> torch.opti
     if train.optimizer == "sgd":
         return torch.optim.SGD(params, lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay)
     return torch.optim.Adam(params, lr=train.lr, weight_decay=train.weight_decay)
+
+
+def lr_factor(train: TrainConfig, epoch: int) -> float:
+    """The lr multiplier of epoch ``epoch`` (0-based) under ``train.schedule`` (see TrainConfig)."""
+    if train.schedule == "step":
+        return train.lr_decay ** sum(epoch >= m for m in train.milestones)
+    warmup = train.warmup_epochs
+    if epoch < warmup:
+        return (epoch + 1) / (warmup + 1)
+    progress = (epoch - warmup) / (train.epochs - warmup)  # 0 at the first cosine epoch, < 1 at the last
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def make_scheduler(
+    train: TrainConfig, optimizer: torch.optim.Optimizer
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """The per-epoch lr schedule (stepped after each epoch): MultiStepLR, or :func:`lr_factor` for cosine."""
+    if train.schedule == "step":
+        return torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, milestones=list(train.milestones), gamma=train.lr_decay
+        )
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(lr_factor, train))
 
 
 def make_plan(config: RunConfig, dataset: Dataset, method: Method) -> tuple[BatchPlan, np.ndarray | None]:
@@ -117,9 +141,7 @@ def build_student(
     own = {id(p) for p in method.own_parameters()}
     params = [p for p in [*model.parameters(), *method.parameters()] if p.requires_grad and id(p) not in own]
     optimizer = make_optimizer(config.train, _unique(params))
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(
-        optimizer, milestones=list(config.train.milestones), gamma=config.train.lr_decay
-    )
+    scheduler = make_scheduler(config.train, optimizer)
     plan, meta_positions = make_plan(config, dataset, method)
     live = teacher is not None and teacher.model is not None and (not use_cache or method.needs_teacher_maps)
     student = Student(

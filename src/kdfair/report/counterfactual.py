@@ -1,0 +1,115 @@
+"""The report's counterfactual fairness (SPEC §6): a table and a figure against the temperature, and the
+notes on which pairs Table 4's kNN measures used.
+
+Counterfactual unfairness is the mean total variation distance between a test sample's and its twin's
+predicted probabilities (a fraction, shown with 4 decimals); the flip rate is the share of pairs whose
+predicted class changes (shown in percent). Both per protected attribute the twins change, mean ± std over
+seeds, lower is fairer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kdfair.report.figstyle import Figure
+from kdfair.report.load import AuditData
+from kdfair.report.tables import STD_NOTE, group_breaks, label_columns, stat_cell
+from kdfair.report.tabular import Table
+
+UNFAIRNESS, FLIPS = "counterfactual_unfairness", "counterfactual_flip_rate"
+MIN_SAME_LABEL = 0.5  # the audit's threshold for the pair warning (kdfair.audit.counterfactual)
+
+
+def twin_attributes(audit: AuditData) -> list[str]:
+    """Attributes with counterfactual metrics in the audit, in audit.json's order."""
+    recorded = list((audit.meta.get("counterfactual") or {}).get("pairs") or {})
+    found = sorted(set(audit.summary.loc[audit.summary["metric"] == UNFAIRNESS, "attribute"]))
+    return [a for a in recorded if a in found] + [a for a in found if a not in recorded]
+
+
+def table_counterfactual(audit: AuditData) -> Table | None:
+    """Per condition and protected attribute: counterfactual unfairness (TV) and flip rate (%)."""
+    attributes = twin_attributes(audit)
+    if not attributes:
+        return None
+    names, cells = label_columns(audit)
+    columns = [f"CF unfairness {a}" for a in attributes] + [f"Flips {a} (%)" for a in attributes]
+    rows = [
+        cells(c)
+        + [stat_cell(audit, c.id, UNFAIRNESS, a, scale=1.0) for a in attributes]
+        + [stat_cell(audit, c.id, FLIPS, a) for a in attributes]
+        for c in audit.conditions
+    ]
+    pairs = (audit.meta.get("counterfactual") or {}).get("pairs") or {}
+    counts = ", ".join(f"{a}: {n:,} twins" for a, n in pairs.items())
+    return Table(
+        name="table4_counterfactual_fairness",
+        title="Table 4 (counterfactual): individual fairness on counterfactual twins",
+        caption="Each test sample against its twins that differ only in one protected attribute: the mean "
+        "total variation distance between their predicted probabilities (0 = the prediction ignores the "
+        "attribute, 1 = disjoint predictions) and the share of pairs whose predicted class flips (%). "
+        "Lower is fairer.",
+        columns=names + columns,
+        rows=rows,
+        notes=[STD_NOTE] + ([f"Pairs per seed: {counts} (counterfactual.npz, SPEC §6)."] if counts else []),
+        breaks=group_breaks(audit.conditions),
+        n_label_columns=len(names),
+    )
+
+
+def fig_counterfactual(audit: AuditData, out_dir: Path, attribute: str) -> Figure | None:
+    """Counterfactual unfairness and flip rate (%) against the temperature for one attribute."""
+    from kdfair.report.figures_lines import _two_panel
+
+    slug = "".join(ch if ch.isalnum() else "_" for ch in attribute.lower())
+    name = f"fig9_counterfactual_{slug}"
+    paths = _two_panel(
+        audit,
+        out_dir,
+        name,
+        [
+            (UNFAIRNESS, attribute, 1.0, "counterfactual unfairness (TV), lower is fairer"),
+            (FLIPS, attribute, 100.0, "prediction flips (%), lower is fairer"),
+        ],
+    )
+    if paths is None:
+        return None
+    return Figure(
+        name=name,
+        title=f"Counterfactual fairness vs temperature, attribute '{attribute}'",
+        caption=f"Left: the mean total variation distance between the predicted probabilities of a test "
+        f"sample and of its twin that differs only in '{attribute}'; right: the share of such pairs whose "
+        "predicted class changes, in percent. The distilled student at each temperature (mean ± std over "
+        "seeds); horizontal lines: the teacher and the non-distilled student. Lower is fairer.",
+        png=paths[0],
+        svg=paths[1],
+    )
+
+
+def knn_notes(audit: AuditData) -> list[str]:
+    """Table 4's notes on the kNN pairs: their space (the teacher's, where it is), what they share, and a
+    warning when fewer than half share the true label."""
+    fairness = audit.meta.get("individual_fairness") or {}
+    k, space = fairness.get("k", 5), fairness.get("space")
+    where = str(fairness.get("representation", "input"))
+    if space == "teacher":
+        notes = [
+            f"Neighbours: k = {k} nearest in the teacher's penultimate feature space ({where}), the same "
+            "pairs for every model (SPEC §6). This favours the teacher: its own value is measured in its "
+            "own feature space."
+        ]
+    else:
+        notes = [f"Neighbours: k = {k} nearest in the '{where}' representation (SPEC §6)."]
+    pairs = fairness.get("pairs")
+    if pairs:
+        groups = ", ".join(f"{a} {100 * v:.0f}%" for a, v in (pairs.get("same_group") or {}).items())
+        notes.append(
+            f"Pairs with the same true label: {100 * pairs['same_label']:.0f}%"
+            + (f"; with the same protected group: {groups}." if groups else ".")
+        )
+        if pairs["same_label"] < MIN_SAME_LABEL:
+            notes.append(
+                "WARNING: fewer than half of these pairs share the true label, so the values measure "
+                "accuracy, not fairness; see the counterfactual table or use the teacher's feature space."
+            )
+    return notes
