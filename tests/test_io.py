@@ -52,3 +52,25 @@ def test_written_files_get_umask_permissions_not_0600(tmp_path: Path) -> None:
 
     write_text_atomic(tmp_path / "p.txt", "x")
     assert (tmp_path / "p.txt").stat().st_mode & 0o777 == 0o666 & ~kio._UMASK
+
+
+def test_say_writes_the_line_and_its_newline_in_one_write(monkeypatch):
+    """Regression: worker processes' epoch lines interleaved mid-line under PYTHONUNBUFFERED, because print()
+    wrote the text and the newline separately. ``say`` writes both at once."""
+    import sys
+
+    from kdfair.io import say
+
+    writes: list[str] = []
+
+    class Recorder:
+        def write(self, text: str) -> int:
+            writes.append(text)
+            return len(text)
+
+        def flush(self) -> None:
+            writes.append("<flush>")
+
+    monkeypatch.setattr(sys, "stdout", Recorder())
+    say("teacher_s0 epoch 2/2: loss 2.292")
+    assert writes == ["teacher_s0 epoch 2/2: loss 2.292\n", "<flush>"]

@@ -135,3 +135,14 @@ def environment_info(device: str | None = None) -> dict[str, Any]:
     except ImportError:  # pragma: no cover - torch is a hard dependency
         pass
     return info
+
+
+def say(line: str) -> None:
+    """Print one line to stdout in a single write, flushed.
+
+    Worker processes share the parent's stdout; ``print`` writes the text and the newline separately when
+    stdout is unbuffered (``PYTHONUNBUFFERED``), so two workers' lines could interleave mid-line. One
+    ``write`` of a line shorter than the pipe buffer is atomic.
+    """
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()

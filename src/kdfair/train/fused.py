@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from kdfair.io import say
 from kdfair.methods.base import Batch, TeacherOutput
 from kdfair.methods.standard import CrossEntropy, HintonKD
 from kdfair.models.base import KDModel, ModelOutput
@@ -91,7 +92,7 @@ def plan_fusion(students: list[Student], world_size: int) -> list[list[Student]]
     line = f"fuse_students: {sizes} student(s) fused"
     if unfused:
         line += f"; trained unfused as today's lockstep: {'; '.join(unfused)}"
-    print(line, flush=True)
+    say(line)
     return list(groups.values())
 
 

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from kdfair.io import crash_point
+from kdfair.io import crash_point, say
 from kdfair.methods.base import Batch, MetaSource, Method, TeacherOutput
 from kdfair.models.base import KDModel
 from kdfair.train.augment import InputPipeline
@@ -188,7 +188,7 @@ def _run_epoch(students: list[Student], epoch: int, ctx: EpochContext, fused: li
             rate = images * (step + 1) / max(elapsed, 1e-9)
             bar.set_postfix({"loss": f"{loss:.3f}", "acc": f"{accuracy:.3f}", "img_s": f"{rate:.0f}"})
         elif ctx.progress == "lines" and time.perf_counter() >= next_line:  # one sync a minute at most
-            print(step_line(names, epoch, students[0], (step + 1, len(batches)), sums[0], start), flush=True)
+            say(step_line(names, epoch, students[0], (step + 1, len(batches)), sums[0], start))
             next_line = time.perf_counter() + STEP_LINE_SECONDS
     seconds = time.perf_counter() - start
     for group in groups:
@@ -197,7 +197,7 @@ def _run_epoch(students: list[Student], epoch: int, ctx: EpochContext, fused: li
         fused_with = in_groups.get(s.run_id, 0) if ctx.fuse_students else None
         _finish_epoch(s, epoch, acc, lr, seconds, len(students), fused_with)
     if ctx.progress == "lines":
-        print(epoch_line(names, students[0]), flush=True)
+        say(epoch_line(names, students[0]))
 
 
 def step_line(
