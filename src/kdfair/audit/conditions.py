@@ -42,6 +42,16 @@ class Condition:
     def n_seeds(self) -> int:
         return len(self.seeds)
 
+    def identity(self) -> dict[str, Any]:
+        """Leading columns of the per-condition audit tables: condition, role, method, temperature, alpha."""
+        return {
+            "condition": self.id,
+            "role": self.role,
+            "method": self.method,
+            "temperature": self.temperature,
+            "alpha": self.alpha,
+        }
+
     def describe(self) -> dict[str, Any]:
         """The condition's entry in ``audit.json``'s ``conditions`` list."""
         return {

@@ -155,11 +155,7 @@ def _condition_row(cond: Condition, rows: list[dict[str, Any]]) -> dict[str, Any
     judged = [r for r in rows if r["converged"] is not None]
     n_converged = sum(bool(r["converged"]) for r in judged)
     return {
-        "condition": cond.id,
-        "role": cond.role,
-        "method": cond.method,
-        "temperature": cond.temperature,
-        "alpha": cond.alpha,
+        **cond.identity(),
         "n_seeds": len(rows),
         "degenerate_seeds": sum(bool(r["degenerate"]) for r in rows),
         "degenerate": any(r["degenerate"] for r in rows),

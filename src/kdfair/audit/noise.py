@@ -108,21 +108,11 @@ def run_nulls(y_pred: np.ndarray, plans: dict[str, WithinClassPermutations] | No
     return nulls, time.perf_counter() - start
 
 
-def _identity(cond: Condition) -> dict[str, Any]:
-    return {
-        "condition": cond.id,
-        "role": cond.role,
-        "method": cond.method,
-        "temperature": cond.temperature,
-        "alpha": cond.alpha,
-    }
-
-
 def noise_floor_table(conditions: list[Condition], results: dict[str, list[Any]]) -> pd.DataFrame:
     """``noise_floor.csv``: per run, attribute and metric the value and its permutation null."""
     rows = [
         {
-            **_identity(cond),
+            **cond.identity(),
             "seed": r.seed,
             "metric": metric,
             "attribute": attribute,
@@ -164,7 +154,7 @@ def noise_summary_table(
             excess = [r.nulls[key].excess for r in runs]
             rows.append(
                 {
-                    **_identity(cond),
+                    **cond.identity(),
                     "metric": key[1],
                     "attribute": key[0],
                     "n_seeds": len(runs),

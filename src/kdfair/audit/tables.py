@@ -69,20 +69,10 @@ COUNT_COLUMNS = [
 Results = dict[str, list[RunResult]]
 
 
-def _identity(cond: Condition) -> dict[str, Any]:
-    return {
-        "condition": cond.id,
-        "role": cond.role,
-        "method": cond.method,
-        "temperature": cond.temperature,
-        "alpha": cond.alpha,
-    }
-
-
 def run_metrics_table(conditions: list[Condition], results: Results) -> pd.DataFrame:
     """``run_metrics.csv``: one row per (run, metric, attribute)."""
     rows = [
-        {**_identity(cond), "seed": r.seed, "metric": metric, "attribute": attribute, "value": value}
+        {**cond.identity(), "seed": r.seed, "metric": metric, "attribute": attribute, "value": value}
         for cond in conditions
         for r in results[cond.id]
         for metric, attribute, value in r.scalars
@@ -147,7 +137,7 @@ def welch_comparisons(
             warnings.warn(f"no {role} runs: {what} comparisons skipped", KdfairWarning, stacklevel=2)
     test_frames, counts = [], []
     for cond in ds_conditions:
-        row = {k: v for k, v in _identity(cond).items() if k != "role"}
+        row = {k: v for k, v in cond.identity().items() if k != "role"}
         row.update(sc=None, sc_bh=None, tc=None, tc_bh=None)
         for comparison, ref, key in (("nds_vs_ds", nds, "sc"), ("teacher_vs_ds", teacher, "tc")):
             if ref is None:
