@@ -4,6 +4,7 @@
     python scripts/gpu_check.py throughput OUT.json      # ResNet-20, fp32 NCHW vs bf16 + channels_last
     python scripts/gpu_check.py lockstep OUT.json        # K = 10 KD students, lockstep vs fused
     python scripts/gpu_check.py ddp OUT.json             # one run over every GPU (skipped with one GPU)
+    python scripts/gpu_check.py smoke|determinism|resume|bert|workers OUT.json   # scripts/gpu_smoke.py
 
 Data: synthetic CIFAR-10-sized sets (random uint8 32x32x3 images, 10 classes, one binary attribute; speed does
 not depend on the content), put in place of the data registry for the data set name ``synthetic``. Runs train
@@ -237,10 +238,10 @@ def cmd_ddp(out: Path, args: argparse.Namespace) -> int:
 
 
 def ddp_worker(argv: list[str]) -> int:
-    """A torchrun rank: the synthetic data, kdfair.train.ddp.main, then this rank's parameters saved."""
+    """A torchrun rank: the synthetic data, kdfair.train.ddp_cli.main, then this rank's parameters saved."""
     import torch.distributed as dist
 
-    from kdfair.train import ddp
+    from kdfair.train import ddp_cli
 
     install(synthetic(CIFAR_TRAIN // 5, 1024))
     sweep_dir = Path(argv[argv.index("--sweep-dir") + 1])
@@ -251,7 +252,7 @@ def ddp_worker(argv: list[str]) -> int:
         return real(config, folder, student, *rest)
 
     runner.finish_run = finish_and_save
-    return ddp.main(argv)
+    return ddp_cli.main(argv)
 
 
 COMMANDS = {"device": cmd_device, "throughput": cmd_throughput, "lockstep": cmd_lockstep, "ddp": cmd_ddp}
@@ -260,19 +261,22 @@ COMMANDS = {"device": cmd_device, "throughput": cmd_throughput, "lockstep": cmd_
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "ddp-worker":
         return ddp_worker(sys.argv[2:])
+    from gpu_smoke import SMOKE_COMMANDS  # issue 20's GPU smoke list (this script's folder is on sys.path)
+
+    commands = {**COMMANDS, **SMOKE_COMMANDS}
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=sorted(COMMANDS))
+    parser.add_argument("command", choices=sorted(commands))
     parser.add_argument("out", type=Path, help="the JSON file to write")
     parser.add_argument(
         "--steps", type=int, default=150, help="steps per epoch (throughput: 150 x 128 images)"
     )
-    parser.add_argument("--timeout", type=int, default=120, help="ddp: seconds for the torchrun call")
+    parser.add_argument("--timeout", type=int, default=120, help="ddp, workers: seconds for the subprocess")
     args = parser.parse_args()
     if args.command != "device" and not torch.cuda.is_available():
         print(f"gpu_check {args.command}: FAILED: no CUDA device", file=sys.stderr)
         return NO_CUDA
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS (train.deterministic)
-    return COMMANDS[args.command](args.out, args)
+    return commands[args.command](args.out, args)
 
 
 if __name__ == "__main__":

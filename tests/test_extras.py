@@ -34,6 +34,10 @@ sys.meta_path.insert(0, _NotInstalled())
 def without(monkeypatch: pytest.MonkeyPatch):
     """``without("torch", ...)``: importing these modules fails from now on, as if not installed."""
 
+    # scipy.stats asks at import time whether arrays are torch tensors, reading sys.modules["torch"]: a None
+    # there (this fixture's block) breaks it, where a real missing torch (no entry) does not. Import it first.
+    import scipy.stats  # noqa: F401
+
     def block(*modules: str) -> None:
         for module in modules:
             monkeypatch.setitem(sys.modules, module, None)  # import raises ModuleNotFoundError(name=module)

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kdfair.discovery import discover_runs
 from kdfair.errors import PredictionFormatError
 from kdfair.io import save_npz_atomic, write_json_atomic
-from kdfair.predictions import discover_runs, load_predictions, read_run_meta, softmax
+from kdfair.predictions import load_predictions, read_run_meta, softmax
 
 
 def _write_run(path: Path, meta: dict, **arrays: np.ndarray) -> Path:

@@ -1,4 +1,4 @@
-"""The ``kdfair`` command line: ``audit``, ``report``, ``sweep``, ``data`` and ``demo``.
+"""The ``kdfair`` command line: ``audit``, ``convert``, ``report``, ``sweep``, ``data`` and ``demo``.
 
 Each command lives in its own module, which exposes ``add_parser(subparsers)``; the parser it adds sets
 ``func(args) -> int``. A :class:`~kdfair.errors.KdfairError` is printed as one line and exits with status 2,
@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "demo": "kdfair.demo",
     "sweep": "kdfair.sweep.cli",
     "audit": "kdfair.audit.cli",
+    "convert": "kdfair.convert",
     "report": "kdfair.report.cli",
     "data": "kdfair.data.cli",
 }

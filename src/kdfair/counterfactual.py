@@ -21,7 +21,6 @@ The pairing is explicit: twin ``j`` is compared with the test sample ``source_id
 from __future__ import annotations
 
 import hashlib
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import numpy as np
 
 from kdfair.errors import PredictionFormatError
 from kdfair.io import save_npz_atomic
-from kdfair.predictions import softmax
+from kdfair.predictions import read_npz, softmax
 
 COUNTERFACTUAL_NPZ = "counterfactual.npz"
 
@@ -60,15 +59,6 @@ class CounterfactualPredictions:
         return hashlib.sha256(repr(parts).encode("utf-8")).hexdigest()[:16]
 
 
-def _read(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError) as exc:
-        message = f"{path}: truncated or corrupt npz ({type(exc).__name__}: {exc})"
-        raise PredictionFormatError(message) from exc
-
-
 def _scores(path: Path, arrays: dict[str, np.ndarray]) -> np.ndarray:
     """The (M, C) probabilities from ``logits`` or ``probs``, validated."""
     if ("logits" in arrays) == ("probs" in arrays):
@@ -95,7 +85,7 @@ def load_counterfactual(run_dir: str | Path) -> CounterfactualPredictions | None
     path = Path(run_dir) / COUNTERFACTUAL_NPZ
     if not path.is_file():
         return None
-    arrays = _read(path)
+    arrays = read_npz(path)
     for key in ("sample_id", "source_id", "attribute"):
         if key not in arrays:
             raise PredictionFormatError(f"{path}: missing array '{key}' (has: {', '.join(sorted(arrays))})")

@@ -3,8 +3,9 @@
 The core install (``pip install kdfair``) audits and reports prediction files: numpy, scipy, pandas,
 matplotlib, pydantic, PyYAML and tqdm. Training needs the ``train`` extra (torch, torchvision, timm,
 pillow), text models and data sets the ``text`` extra (transformers, tokenizers), the Ray executor the
-``ray`` extra. A command that needs a missing extra fails with one line naming it (a
-:class:`MissingExtraError`, printed by the CLI like every :class:`~kdfair.errors.KdfairError`).
+``ray`` extra, and ``predictions.parquet`` files the ``parquet`` extra (pyarrow). A command that needs a
+missing extra fails with one line naming it (a :class:`MissingExtraError`, printed by the CLI like every
+:class:`~kdfair.errors.KdfairError`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "transformers": ("text", "transformers"),
     "tokenizers": ("text", "tokenizers"),
     "ray": ("ray", "ray"),
+    "pyarrow": ("parquet", "pyarrow"),  # predictions.parquet (kdfair.prediction_tables)
 }
 
 

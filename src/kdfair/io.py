@@ -107,7 +107,11 @@ def git_revision(cwd: str | os.PathLike[str] | None = None) -> str | None:
 
 
 def environment_info(device: str | None = None) -> dict[str, Any]:
-    """Versions, platform, git revision and device, saved with every run for reproducibility."""
+    """Versions, platform, git revision and device, saved with every run for reproducibility.
+
+    ``device``: the run's device (``"cpu"``, ``"cuda"``, ``"cuda:1"``; None: CUDA when available); on CUDA
+    ``cuda_device_name`` names that GPU (``"cuda"``: the current one), not GPU 0.
+    """
     import importlib.metadata as md
 
     versions: dict[str, str | None] = {}
@@ -130,8 +134,11 @@ def environment_info(device: str | None = None) -> dict[str, Any]:
 
         info["torch_threads"] = torch.get_num_threads()
         info["cuda_available"] = torch.cuda.is_available()
-        if torch.cuda.is_available():
-            info["cuda_device_name"] = torch.cuda.get_device_name(0)
+        # None: the trainer's default (kdfair.train.device.resolve_device): CUDA when available
+        used = torch.device(device if device else ("cuda" if torch.cuda.is_available() else "cpu"))
+        if used.type == "cuda" and torch.cuda.is_available():
+            index = used.index if used.index is not None else torch.cuda.current_device()
+            info["cuda_device_name"] = torch.cuda.get_device_name(index)  # the GPU this run uses
     except ImportError:  # pragma: no cover - torch is a hard dependency
         pass
     return info

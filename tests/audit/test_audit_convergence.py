@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kdfair.audit.engine import audit_runs, write_audit
+from kdfair.audit.engine import audit_runs
+from kdfair.audit.write import write_audit
 from kdfair.cli import main
 
 EPOCHS = 20

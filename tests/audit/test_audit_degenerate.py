@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from audit_helpers import load_npz, rewrite_npz
 
-from kdfair.audit.engine import audit_runs, write_audit
+from kdfair.audit.engine import audit_runs
+from kdfair.audit.write import write_audit
 from kdfair.cli import main
 
 CONSTANT_RUN = "ds_kd_T2_a0.8_s1"

@@ -11,8 +11,9 @@ import pytest
 from audit_helpers import load_npz
 from scipy import stats
 
-from kdfair.audit.engine import audit_runs, write_audit
+from kdfair.audit.engine import audit_runs
 from kdfair.audit.summary import json_document
+from kdfair.audit.write import write_audit
 
 AUDIT_FILES = {
     "audit.json",

@@ -14,9 +14,10 @@ import pytest
 from scipy import stats as scipy_stats
 
 from kdfair.audit.conditions import Condition
-from kdfair.audit.engine import audit_runs, write_audit
+from kdfair.audit.engine import audit_runs
 from kdfair.audit.noise import NULL_SEED, fairness_tests_table, noise_summary_table, welch_p_value
 from kdfair.audit.summary import format_table, json_document
+from kdfair.audit.write import write_audit
 from kdfair.cli import main
 from kdfair.metrics import group, noise
 from kdfair.predictions import load_predictions, read_run_meta

@@ -111,7 +111,7 @@ def test_runs_without_twins_are_named_and_bad_twins_are_errors(tmp_path: Path) -
 
 
 def test_report_shows_the_counterfactual_table_figure_and_the_pair_warning(tmp_path: Path) -> None:
-    from kdfair.audit.engine import write_audit
+    from kdfair.audit.write import write_audit
     from kdfair.report import build_report
 
     write_pair_runs(tmp_path, pixel_like_representation=True)
@@ -134,7 +134,7 @@ def test_report_shows_the_counterfactual_table_figure_and_the_pair_warning(tmp_p
 
 
 def test_report_says_the_knn_space_is_the_teachers(tmp_path: Path) -> None:
-    from kdfair.audit.engine import write_audit
+    from kdfair.audit.write import write_audit
     from kdfair.report import build_report
 
     write_pair_runs(tmp_path)

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from audit_helpers import load_npz
 
-from kdfair.audit.engine import AuditResult, audit_runs, write_audit
-from kdfair.predictions import discover_runs, load_predictions, read_run_meta
+from kdfair.audit.engine import AuditResult, audit_runs
+from kdfair.audit.write import write_audit
+from kdfair.discovery import discover_runs
+from kdfair.predictions import load_predictions, read_run_meta
 from kdfair.synthetic import make_synthetic_sweep, write_example
 
 
@@ -62,7 +64,7 @@ def test_failed_write_leaves_previous_audit(tmp_path: Path, monkeypatch: pytest.
         (folder / "audit.json").write_text("{}")
         raise OSError("disk full")
 
-    monkeypatch.setattr("kdfair.audit.engine._write_tables", boom)
+    monkeypatch.setattr("kdfair.audit.write._write_tables", boom)
     with pytest.raises(OSError):
         write_audit(result, tmp_path / "audit")
     assert (tmp_path / "audit" / "summary.csv").read_text() == before

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from kdfair_data_formats import random_images, write_celeba_attributes, write_image
+from kdfair_data_formats import CELEBA_NAMES, random_images, write_celeba_attributes, write_image
 
 from kdfair.data.celeba import balance_labels, official_partition
 from kdfair.data.registry import load_dataset
@@ -93,6 +93,21 @@ def test_truncated_attribute_file(tmp_path):
     path.write_text(text[: len(text) - 40])  # cut inside the last row
     with pytest.raises(DataError, match="line 14"):
         load_dataset("celeba", tmp_path)
+
+
+def test_an_attribute_value_other_than_plus_or_minus_one_is_named(tmp_path):
+    _write(tmp_path)
+    path = tmp_path / "list_attr_celeba.txt"
+    lines = path.read_text().splitlines()
+    fields = lines[12].split()  # line 13: the 11th image, 000011.jpg
+    fields[1 + CELEBA_NAMES.index("Smiling")] = "2"
+    lines[12] = " ".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError) as info:
+        load_dataset("celeba", tmp_path)
+    assert str(info.value) == (
+        f"celeba: {path} line 13 (000011.jpg): attribute 'Smiling' has value '2', expected 1 or -1"
+    )
 
 
 def test_fewer_rows_than_announced(tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from kdfair.losses.mmd import mfd_mmd
+from kdfair.losses.mmd import mfd_mmd, pairwise_sq_distances
 
 
 def double_loop_mmd(
@@ -64,3 +64,26 @@ def test_mmd_zero_when_student_equals_teacher_and_one_group() -> None:
     labels = torch.tensor([0, 1, 0, 1, 0, 1])
     got = mfd_mmd(x, x, labels, torch.zeros(6, dtype=torch.int64))
     assert got.item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_distances_and_mmd_are_float32_under_bf16_autocast() -> None:
+    """Issue 20, defect 2: under bf16 autocast ``a @ b.t()`` ran in bf16, and ``|a|^2 + |b|^2 - 2 a.b`` lost
+    most of its precision: near-duplicate pairs (squared distance ~0.03 at squared norms ~600) came out
+    several units off. They must agree with float64 as float32 does."""
+    gen = torch.Generator().manual_seed(0)
+    a = 3.0 * torch.randn(16, 64, generator=gen)
+    b = a + 0.02 * torch.randn(16, 64, generator=gen)
+    exact = pairwise_sq_distances(a.double(), b.double())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = pairwise_sq_distances(a, b)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), exact, rtol=1e-4, atol=2e-3)
+    assert float(exact.diagonal().mean()) == pytest.approx(0.0256, rel=0.1)  # the near pairs themselves
+
+    labels, groups = torch.arange(16) % 2, (torch.arange(16) // 2) % 2
+    student = b.bfloat16()  # as an autocast forward returns them
+    reference = mfd_mmd(student.double(), a.double(), labels, groups)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = mfd_mmd(student, a, labels, groups)
+    assert mixed.dtype == torch.float32
+    assert float(mixed) == pytest.approx(float(reference), rel=1e-4, abs=1e-5)

@@ -26,7 +26,9 @@ def build(name: str = "bird", **options):
 def reference_outer_loss(method, student, batch, h_teacher, meta_batch, phi: torch.Tensor) -> float:
     """Independent route: deep-copy the student, take the SGD step on L_in in place, evaluate the meta
     objective on meta: L_o (paper) or (1 - alpha) CE + lambda L_o (task_and_fairness), the method's L_o."""
-    virtual = copy.deepcopy(student).eval()  # virtual_bn = running: BatchNorm uses running statistics
+    virtual = copy.deepcopy(student)
+    if method.options.virtual_bn == "running":  # BatchNorm uses running statistics, else each batch's
+        virtual.eval()
     out = virtual.forward_all(batch.inputs)
     target = torch.sigmoid(phi) * h_teacher
     l_in = method.alpha * F.mse_loss(method.projector(out.features), target) + (
@@ -46,7 +48,9 @@ def reference_outer_loss(method, student, batch, h_teacher, meta_batch, phi: tor
         return (1 - method.alpha) * ce + method.options.fairness_weight * fairness
 
 
-@pytest.mark.parametrize("options", [PAPER, {}], ids=["paper", "defaults"])
+@pytest.mark.parametrize(
+    "options", [PAPER, {}, {"virtual_bn": "batch"}], ids=["paper", "defaults", "batch_statistics"]
+)
 def test_phi_gradient_matches_finite_differences(options: dict) -> None:
     student, method = build(inner_lr=0.5, **options)
     student.train()
@@ -77,7 +81,9 @@ def test_meta_step_leaves_student_untouched_and_moves_phi_by_adam() -> None:
     phi = method.phi.detach().clone()
     _, grad = method.meta_gradient(student, batch, teacher, meta_batch)
     logged = method.before_step(student, batch, teacher, lambda: (meta_batch, teacher_output(meta_batch, 5)))
-    assert set(logged) == {"meta_objective", "gate_mean"}
+    assert set(logged) == {"meta_objective", "gate_mean", "meta_skipped"}
+    assert all(torch.is_tensor(v) and v.dim() == 0 for v in logged.values())  # stay on the device: no sync
+    assert float(logged["meta_skipped"]) == 0.0
     for key, value in student.state_dict().items():
         torch.testing.assert_close(value, state[key])  # parameters and BatchNorm buffers unchanged
     assert all(p.grad is None for p in student.parameters())
@@ -235,7 +241,7 @@ def test_meta_step_does_not_read_the_meta_teacher_outputs() -> None:
 
 def test_stepping_the_projector_virtually_would_not_change_the_meta_gradient() -> None:
     """L_o of the virtual student reads only its logits, which do not depend on P: the choice is moot."""
-    from kdfair.methods.feature_kd import functional_forward_all
+    from kdfair.methods.common import functional_forward_all
 
     student, method = build(inner_lr=0.5)
     assert method.projector.linear is not None  # widths 4 -> 5: a learned map
@@ -313,3 +319,57 @@ def test_task_and_fairness_meta_objective_value() -> None:
         paper.meta_objective(logits, batch),
         class_group_ce_gap(logits, batch.labels, batch.attributes["sex"], 2),
     )
+
+
+def test_virtual_step_with_batch_statistics_keeps_the_running_ones() -> None:
+    """``virtual_bn: batch``: the virtual step normalises with each batch's statistics (another meta
+    objective than with the running ones) and leaves the student's running statistics as they were."""
+    batch, meta_batch = make_batch(12, seed=0), make_batch(12, seed=3)
+    teacher = teacher_output(batch, TEACHER_WIDTH)
+    outers = {}
+    for mode in ("running", "batch"):
+        student, method = build(virtual_bn=mode)
+        buffers = copy.deepcopy(dict(student.named_buffers()))
+        outers[mode], _ = method.meta_gradient(student, batch, teacher, meta_batch)
+        assert all(torch.equal(v, buffers[k]) for k, v in student.named_buffers())
+    assert abs(float(outers["batch"]) - float(outers["running"])) > 1e-6
+
+
+def test_non_finite_meta_gradient_skips_the_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A diverged virtual step (non-finite meta-gradient) leaves phi and its Adam state exactly as they
+    were, logged as ``meta_skipped`` 1, decided on the device (a tensor, no host read)."""
+    student, method = build(phi_lr=1e-2)
+    fresh = copy.deepcopy(method)
+    batch, meta_batch = make_batch(12, seed=0), make_batch(12, seed=3)
+    teacher = teacher_output(batch, TEACHER_WIDTH)
+
+    def meta() -> tuple:
+        return meta_batch, teacher
+
+    def diverged(*args: object) -> tuple[torch.Tensor, torch.Tensor]:
+        nan = torch.tensor(float("nan"), dtype=torch.float64)
+        return nan, torch.full_like(method.phi, float("nan")).index_fill(0, torch.tensor([0]), 1.0).detach()
+
+    with monkeypatch.context() as patch:  # a skip as the very first step: the state stays a fresh one
+        patch.setattr(method, "meta_gradient", diverged)
+        logged = method.before_step(student, batch, teacher, meta)
+    assert torch.is_tensor(logged["meta_skipped"]) and float(logged["meta_skipped"]) == 1.0
+    assert torch.equal(method.phi, fresh.phi) and method.phi.grad is None
+    for one in (method, fresh):  # the next step is the first step of a fresh optimizer
+        assert float(one.before_step(student, batch, teacher, meta)["meta_skipped"]) == 0.0
+    assert torch.equal(method.phi, fresh.phi) and not torch.equal(method.phi, build()[1].phi)
+    _assert_same_state(method.optimizer.state_dict(), fresh.optimizer.state_dict())
+
+    before_phi, before_state = method.phi.detach().clone(), copy.deepcopy(method.optimizer.state_dict())
+    with monkeypatch.context() as patch:  # a skip after steps: phi and Adam's moments and count kept
+        patch.setattr(method, "meta_gradient", diverged)
+        method.before_step(student, batch, teacher, meta)
+    assert torch.equal(method.phi, before_phi)
+    _assert_same_state(method.optimizer.state_dict(), before_state)
+
+
+def _assert_same_state(got: dict, expected: dict) -> None:
+    assert got["state"].keys() == expected["state"].keys()
+    for key, values in expected["state"].items():
+        for name, value in values.items():
+            assert torch.equal(torch.as_tensor(got["state"][key][name]), torch.as_tensor(value)), name

@@ -166,7 +166,7 @@ def test_ad_student_gets_reversed_adversary_gradient_and_adversary_learns() -> N
     )[0]
     torch.testing.assert_close(got, ce_grad - 0.7 * adv_grad)
     assert weight.grad is None and all(p.grad is None for p in method.adversary.parameters())
-    before = [method.before_step(student, batch, None, None)["adversary_ce"] for _ in range(30)]
+    before = [float(method.before_step(student, batch, None, None)["adversary_ce"]) for _ in range(30)]
     assert before[-1] < before[0]  # the adversary learns to predict the group from fixed features
     state = {k: v.clone() for k, v in student.state_dict().items()}
     method.before_step(student, batch, None, None)

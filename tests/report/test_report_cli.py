@@ -6,7 +6,9 @@ import json
 
 import pytest
 
+from kdfair import synthetic
 from kdfair.cli import main
+from kdfair.errors import KdfairError
 from kdfair.report import build_report
 
 
@@ -26,6 +28,30 @@ def test_cli_error_is_one_line(tmp_path, capsys):
     assert err.startswith("kdfair report: error:") and "neither an audit folder" in err and "\n" not in err
 
 
+@pytest.mark.parametrize("inside", [False, True])
+def test_out_that_is_a_file_is_one_line(small, tmp_path, capsys, inside):
+    audit, _ = small
+    (tmp_path / "taken").write_text("not a folder")
+    out = tmp_path / "taken" / "report" if inside else tmp_path / "taken"
+    assert main(["report", str(audit.path), "--out", str(out), "--no-figures"]) == 2
+    err = capsys.readouterr().err
+    what = f"{tmp_path / 'taken'} is a file" if inside else "exists and is a file"
+    message = f"--out {out}: {what}, not a folder; give a new or an existing folder"
+    assert err == f"kdfair report: error: {message}\n"
+    assert (tmp_path / "taken").read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("top_k", ["0", "-3", "two"])
+def test_top_k_below_one_is_refused(small, tmp_path, capsys, top_k):
+    audit, _ = small
+    with pytest.raises(SystemExit) as info:
+        main(["report", str(audit.path), "--out", str(tmp_path / "o"), "--top-k", top_k])
+    assert info.value.code == 2 and not (tmp_path / "o").exists()
+    assert "argument --top-k: must be an integer >= 1" in capsys.readouterr().err
+    with pytest.raises(KdfairError, match="--top-k must be an integer >= 1, got 0"):
+        build_report(audit.path, tmp_path / "o", top_k=0)
+
+
 def test_broken_audit_names_the_file(tmp_path, capsys):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "audit.json").write_text(json.dumps({"conditions": []}))
@@ -34,8 +60,6 @@ def test_broken_audit_names_the_file(tmp_path, capsys):
 
 
 def test_predictions_to_audit_to_report(tmp_path):
-    synthetic = pytest.importorskip("kdfair.synthetic")
-    pytest.importorskip("kdfair.audit.engine")
     synthetic.make_synthetic_sweep(
         tmp_path / "sweep",
         n_classes=4,

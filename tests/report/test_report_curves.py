@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from report_sweep import copy_sweep
 
-from kdfair.audit.engine import audit_runs, write_audit
+from kdfair.audit.engine import audit_runs
+from kdfair.audit.write import write_audit
 from kdfair.report import build_report
 from kdfair.report.figures_curves import mean_curves
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from report_sweep import copy_sweep
 
-from kdfair.audit.engine import audit_runs, write_audit
+from kdfair.audit.engine import audit_runs
+from kdfair.audit.write import write_audit
 from kdfair.report import build_report
 
 DEGENERATE = "ds_kd_T4_a0.8"  # seed 0 predicts class 1 only

@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kdfair.audit.engine import audit_runs, write_audit
+from kdfair.audit.engine import audit_runs
+from kdfair.audit.write import write_audit
 from kdfair.report import build_report
 from kdfair.report.load import load_audit
 from kdfair.report.noise import NOT_SIGNIFICANT, table_fairness_tests, table_noise_floor

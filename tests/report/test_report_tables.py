@@ -12,7 +12,7 @@ import pytest
 from report_synthetic import write_synthetic_audit
 
 from kdfair.report import load_audit, write_tables
-from kdfair.report.tables_bird import build_tables
+from kdfair.report.all_tables import build_tables
 from kdfair.report.tabular import Stat, Table, cell_text, latex_escape, to_csv, to_latex, to_markdown
 
 

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 from sweep_helpers import TINY, merged, run_cli, write_config
 
+from kdfair.data import registry
 from kdfair.errors import KdfairError
 from kdfair.sweep.checks import check_data
 from kdfair.train.config import DataConfig
@@ -84,3 +86,25 @@ def test_celeba_with_a_string_option_and_a_missing_file_exits_2_at_once(tmp_path
         f"(searched {root}); "
     ), stderr
     assert not (tmp_path / "out").exists()
+
+
+def _needed(name: str) -> list[str]:
+    """The files data set ``name``'s loader says it opens with default options, patterns left out."""
+    options = registry.parse_dataset_options(name, {})
+    return [f for f in registry.DATASETS[name].files_for(options) if not any(c in f for c in "<>{}*?[]() ")]
+
+
+@pytest.mark.parametrize("name", [n for n in registry.DATASETS if _needed(n)])  # utkface: patterns only
+def test_the_check_asks_the_loader_for_its_files(tmp_path: Path, name: str) -> None:
+    """Every loader's own list of the files it opens (``DatasetSpec.files_for``) is what the check names."""
+    needed = _needed(name)
+    with pytest.raises(KdfairError, match=f"missing {', '.join(needed)} \\("):
+        check_data(DataConfig(name=name, root=str(tmp_path)), "data")
+
+
+def test_a_loader_that_changes_its_list_changes_the_check(tmp_path: Path, monkeypatch) -> None:
+    spec = dataclasses.replace(registry.DATASETS["svhn"], required_files=lambda options: ["renamed.mat"])
+    monkeypatch.setitem(registry.DATASETS, "svhn", spec)
+    _tree(tmp_path, ["train_32x32.mat", "test_32x32.mat"])
+    with pytest.raises(KdfairError, match="missing renamed.mat \\("):
+        check_data(DataConfig(name="svhn", root=str(tmp_path)), "data")

@@ -49,7 +49,7 @@ def ray_for(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     def install(gpus: int) -> FakeRay:
         fake = FakeRay(gpus)
         monkeypatch.setitem(sys.modules, "ray", fake)
-        monkeypatch.setattr("kdfair.sweep.executors.available_cores", lambda: 4)
+        monkeypatch.setattr("kdfair.sweep.worker.available_cores", lambda: 4)
         return fake
 
     return install

@@ -101,7 +101,7 @@ def test_unknown_dependency_is_an_error(tmp_path: Path) -> None:
 
 
 def test_threads_per_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("kdfair.sweep.executors.available_cores", lambda: 16)
+    monkeypatch.setattr("kdfair.sweep.worker.available_cores", lambda: 16)
     assert [threads_per_worker(n) for n in (1, 2, 3, 16, 32)] == [16, 8, 5, 1, 1]
 
 

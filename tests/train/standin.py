@@ -63,10 +63,12 @@ def install() -> None:
 
 
 def ddp_main() -> None:
-    """``torch.distributed.run ... standin.py --ddp RUN.json --sweep-dir DIR`` on the stand-in data.
+    """``torch.distributed.run ... standin.py --ddp RUN.json [...] --sweep-dir DIR`` on the stand-in data.
 
-    With ``KDFAIR_TEST_RANK_STATES=DIR`` every rank also saves its trained student's parameters as
-    ``DIR/rank<r>.pt`` (rank 0 alone writes the run folder).
+    With ``KDFAIR_TEST_RANK_STATES=DIR`` every rank also saves each trained student's parameters as
+    ``DIR/rank<r>_<run_id>.pt``, its method's state (BIRD's phi, AD's adversary, projectors) as
+    ``DIR/rank<r>_method_<run_id>.pt`` and its teacher's live forward count as
+    ``DIR/rank<r>_teacher_forwards.txt`` (rank 0 alone writes the run folder).
     """
     import os
 
@@ -76,15 +78,19 @@ def ddp_main() -> None:
     torch.set_num_threads(1)
     install()
     from kdfair.train import runner
-    from kdfair.train.ddp import main
+    from kdfair.train.ddp_cli import main
 
     states = os.environ.get("KDFAIR_TEST_RANK_STATES")
     if states:
         real = runner.finish_run
 
-        def finish_and_save(config, folder, student, *args):  # noqa: ANN001, ANN002, ANN202
-            torch.save(student.model.state_dict(), Path(states) / f"rank{dist.get_rank()}.pt")
-            return real(config, folder, student, *args)
+        def finish_and_save(config, folder, student, dataset, test, runtime, teacher):  # noqa: ANN001, ANN202
+            rank = dist.get_rank()
+            torch.save(student.model.state_dict(), Path(states) / f"rank{rank}_{config.run_id}.pt")
+            torch.save(student.method.state_dict(), Path(states) / f"rank{rank}_method_{config.run_id}.pt")
+            forwards = 0 if teacher is None else teacher.forwards
+            (Path(states) / f"rank{rank}_teacher_forwards.txt").write_text(str(forwards))
+            return real(config, folder, student, dataset, test, runtime, teacher)
 
         runner.finish_run = finish_and_save
     raise SystemExit(main(sys.argv[2:]))

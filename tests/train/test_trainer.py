@@ -13,7 +13,7 @@ import pytest
 import torch
 from train_helpers import run_config
 
-from kdfair.errors import ConfigError, KdfairWarning
+from kdfair.errors import ConfigError, DataError, KdfairWarning
 from kdfair.predictions import load_predictions, read_run_meta
 from kdfair.train.runner import execute
 
@@ -186,7 +186,7 @@ def test_outputs_missing_ids_and_unfinished_teacher_are_errors(sweep: Path, tmp_
             )
         }
     )
-    with pytest.raises(Exception, match="missing from the teacher outputs"):
+    with pytest.raises(DataError, match="missing from the teacher outputs"):
         execute([bad], sweep, device="cpu", progress=False)
     (sweep / "runs" / "teacher_s0" / "DONE").unlink()
     with pytest.raises(ConfigError, match="not finished"):

@@ -3,13 +3,15 @@
 Prints a summary table per condition (seeds, accuracy mean ± std in %, #SC/#TC raw and after
 Benjamini-Hochberg, DPD and EOD per protected attribute in %) and where the files are. With ``--json`` it
 prints one JSON document instead and nothing else on stdout (schema: :mod:`kdfair.audit.summary`); the
-progress bar goes to stderr.
+progress bar goes to stderr. With ``--skip-incomplete`` each skipped run folder is named in one line first
+(on stderr with ``--json``) and in ``audit.json`` ``skipped_runs``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -18,7 +20,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser = subparsers.add_parser(
         "audit",
         help="compute class-wise bias and fairness metrics from saved predictions",
-        description="Audit a folder of runs in the prediction format (run.json + predictions.npz per run).",
+        description="Audit a folder of runs in the prediction format (run.json and predictions.npz, "
+        "predictions.parquet or predictions.csv per run; README, 'Prediction format').",
     )
     parser.add_argument("runs_dir", metavar="RUNS_DIR", type=Path, help="folder searched for run folders")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: RUNS_DIR/audit)")
@@ -50,6 +53,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "DEO (default 999: p-values down to 0.001; 0 skips it)",
     )
     parser.add_argument(
+        "--skip-incomplete",
+        action="store_true",
+        help="skip incomplete run folders (a predictions file without run.json, run.json without "
+        "predictions, or unreadable) instead of failing; each is named on the console and in audit.json "
+        "skipped_runs",
+    )
+    parser.add_argument(
         "--json", action="store_true", help="print one JSON document to stdout instead of a table"
     )
     parser.set_defaults(func=run)
@@ -59,8 +69,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     """Run the audit, write its files, print the summary; 0 on success (errors raise KdfairError)."""
     from kdfair.audit.counterfactual import console_lines
-    from kdfair.audit.engine import audit_runs, write_audit  # heavy imports only when the command runs
+    from kdfair.audit.engine import audit_runs  # heavy imports only when the command runs
     from kdfair.audit.summary import format_table, json_document
+    from kdfair.audit.write import write_audit
 
     out_dir = args.out if args.out is not None else args.runs_dir / "audit"
     result = audit_runs(
@@ -71,9 +82,13 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         progress=True,
         auroc=args.auroc,
+        skip_incomplete=args.skip_incomplete,
         **({} if args.permutations is None else {"permutations": args.permutations}),
     )
     write_audit(result, out_dir)
+    for skipped in result.info["skipped_runs"]:  # --skip-incomplete (kdfair.discovery)
+        line = f"skipped incomplete run folder {skipped['folder']}: {skipped['reason']}"
+        print(line, file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(json_document(result, out_dir), indent=2, default=str))
         return 0

@@ -1,8 +1,9 @@
 """The audit's pairs for individual fairness (SPEC §6): counterfactual twins, and diagnostics of kNN pairs.
 
-Per run (:func:`run_pair_metrics`, called by :func:`kdfair.audit.runmetrics.audit_run`):
+Per run (:func:`run_pairs`, called by :func:`kdfair.audit.runmetrics.audit_run`):
 
-- with a ``counterfactual.npz`` (:mod:`kdfair.counterfactual`): per protected attribute changed, the rows
+- with a ``counterfactual.npz`` (:mod:`kdfair.counterfactual`): the twins per protected attribute changed,
+  from which the table's ``needs_twins`` metrics (:mod:`kdfair.metrics.table`) give the rows
   ``counterfactual_unfairness`` (mean total variation between f(x) and f(x_cf)) and
   ``counterfactual_flip_rate`` (share of pairs whose predicted class flips) of ``run_metrics.csv``;
 - for the kNN graph used (if any): the share of pairs with the same true label and with the same group.
@@ -26,15 +27,16 @@ import numpy as np
 
 from kdfair.counterfactual import COUNTERFACTUAL_NPZ, load_counterfactual
 from kdfair.errors import KdfairWarning, PredictionFormatError
-from kdfair.metrics.counterfactual import counterfactual_by_attribute, knn_pair_diagnostics
+from kdfair.metrics.counterfactual import knn_pair_diagnostics
+from kdfair.metrics.table import METRICS, TwinPairs
+from kdfair.runfolder import REPRESENTATION_NPZ
 
 if TYPE_CHECKING:
     from kdfair.audit.inputs import Reference
     from kdfair.audit.runmetrics import RunContext, RunResult
 
 MIN_SAME_LABEL = 0.5  # warn when fewer than this share of the kNN pairs have the same true label
-CF_METRICS = ("counterfactual_unfairness", "counterfactual_flip_rate")
-Rows = list[tuple[str, str, float]]
+CF_METRICS = tuple(name for name, entry in METRICS.items() if entry.needs_twins)
 
 
 def source_rows(source_id: np.ndarray, ref: Reference, where: Path) -> np.ndarray:
@@ -56,11 +58,12 @@ def source_rows(source_id: np.ndarray, ref: Reference, where: Path) -> np.ndarra
     return ref.sorter[position]
 
 
-def run_pair_metrics(run_dir: Path, probs: np.ndarray, ctx: RunContext) -> tuple[Rows, dict[str, Any]]:
-    """One run's counterfactual rows (metric, attribute, value) and what the audit keeps about its pairs:
+def run_pairs(run_dir: Path, ctx: RunContext) -> tuple[dict[str, TwinPairs], dict[str, Any]]:
+    """One run's counterfactual twins per protected attribute changed (rows of the reference order, for
+    the table's ``needs_twins`` metrics) and what the audit keeps about its pairs:
     ``{"counterfactual": {"fingerprint", "n_pairs"} or None, "knn_pairs": diagnostics or None}``.
 
-    ``probs`` (N, C) are in the reference order. Raises PredictionFormatError on a bad counterfactual.npz.
+    Raises PredictionFormatError on a bad counterfactual.npz.
     """
     ref = ctx.reference
     extras: dict[str, Any] = {"counterfactual": None, "knn_pairs": None}
@@ -70,7 +73,7 @@ def run_pair_metrics(run_dir: Path, probs: np.ndarray, ctx: RunContext) -> tuple
         )
     twins = load_counterfactual(run_dir)
     if twins is None:
-        return [], extras
+        return {}, extras
     if twins.n_classes != ref.n_classes:
         raise PredictionFormatError(
             f"{twins.path}: {twins.n_classes} classes, but predictions.npz has {ref.n_classes}"
@@ -84,16 +87,16 @@ def run_pair_metrics(run_dir: Path, probs: np.ndarray, ctx: RunContext) -> tuple
             KdfairWarning,
             stacklevel=2,
         )
-    by_attribute = counterfactual_by_attribute(
-        probs, twins.probs, source_index=rows, changed_attribute=twins.attribute
-    )
-    out: Rows = []
-    for attribute, values in by_attribute.items():
-        out.append(("counterfactual_unfairness", attribute, values["unfairness"]))
-        out.append(("counterfactual_flip_rate", attribute, values["flip_rate"]))
-    n_pairs = {a: int(v["n_pairs"]) for a, v in by_attribute.items()}
+    changed = np.asarray(twins.attribute).astype(str)
+    if changed.shape != (len(rows),):
+        raise PredictionFormatError(f"{twins.path}: 'attribute' must have one entry per twin")
+    by_attribute = {
+        name: TwinPairs(twins.probs[changed == name], rows[changed == name])
+        for name in dict.fromkeys(changed.tolist())
+    }
+    n_pairs = {a: len(pairs.source_index) for a, pairs in by_attribute.items()}
     extras["counterfactual"] = {"fingerprint": twins.fingerprint(), "n_pairs": n_pairs}
-    return out, extras
+    return by_attribute, extras
 
 
 def representation_space(description: str, runs_dir: Path) -> str:
@@ -103,7 +106,7 @@ def representation_space(description: str, runs_dir: Path) -> str:
         return "none"
     if description.startswith("teacher features"):
         return "teacher"
-    return "input" if Path(description) == Path(runs_dir) / "representation.npz" else "file"
+    return "input" if Path(description) == Path(runs_dir) / REPRESENTATION_NPZ else "file"
 
 
 def _skip_note(option: str) -> str:
@@ -231,10 +234,10 @@ def console_header(info: dict[str, Any]) -> list[str]:
 
 
 def console_cells(row: dict[str, Any], info: dict[str, Any]) -> list[str]:
-    """The cells of :func:`console_header` for one row of the ``--json`` table."""
+    """The cells of :func:`console_header` for one row of the ``--json`` table, in the table's units."""
     attributes = twin_attributes(info)
-    tv = [row["counterfactual_unfairness"][a] for a in attributes]
-    flips = [row["counterfactual_flip_rate"][a] for a in attributes]
-    return ["-" if v is None else f"{v:.4f}" for v in tv] + [
-        "-" if v is None else f"{100 * v:.2f}" for v in flips
+    return [
+        "-" if row[m][a] is None else f"{METRICS[m].scale * row[m][a]:.{METRICS[m].decimals}f}"
+        for m in CF_METRICS
+        for a in attributes
     ]

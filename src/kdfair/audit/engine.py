@@ -7,8 +7,12 @@ before any prediction is loaded), loads the reference run (first teacher seed), 
 individual fairness, then streams over the runs -- one run's probabilities in memory per worker -- keeping
 only scalars, class accuracies and predicted labels. From these it computes the seed summaries, the Welch
 class tests (#SC: NDS vs DS, #TC: teacher vs DS, SPEC §4) and the seed-paired disagreement matrices.
-:func:`write_audit` writes the tables into a temporary folder and renames it into place, so a failed audit
-leaves no partial output.
+:func:`kdfair.audit.write.write_audit` writes the tables into a temporary folder and renames it into place,
+so a failed audit leaves no partial output.
+
+The options that change what is audited (:class:`kdfair.audit.options.AuditOptions`) are checked before any
+file is read and recorded in ``audit.json`` ``options``, the keyword arguments of :func:`audit_runs` that
+repeat the audit (``kdfair report RUNS_DIR`` does, :mod:`kdfair.report.source`).
 
 AUROC (``auroc=``, ``kdfair audit --auroc always|auto|never``): ``auto`` (the default) computes it only for
 tasks with at most ``AUROC_MAX_CLASSES`` (100) classes -- BIRD's tasks have 2-10; on 1,000 classes its
@@ -25,14 +29,11 @@ Run health -- degenerate predictors (from each run's predicted labels), converge
 
 from __future__ import annotations
 
-import io
 import multiprocessing
 import os
-import shutil
-import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -45,26 +46,28 @@ from kdfair import __version__
 from kdfair.audit import tables
 from kdfair.audit.conditions import Condition, check_welch_seeds, group_conditions, reference_conditions
 from kdfair.audit.counterfactual import counterfactual_info, individual_fairness_info
-from kdfair.audit.health import HEALTH_FILES, audit_health
+from kdfair.audit.health import audit_health
 from kdfair.audit.inputs import Reference, resolve_representation
-from kdfair.audit.noise import NOISE_FILES, check_permutations, noise_info, noise_tables, null_plans
+from kdfair.audit.noise import noise_info, noise_tables, null_plans
+from kdfair.audit.options import AuditOptions, relative_run_dirs, representation_option
 from kdfair.audit.parallel import stream_parallel
 from kdfair.audit.runmetrics import RunContext, RunResult, audit_run
+from kdfair.audit.write import write_audit
+from kdfair.discovery import SkippedRun
 from kdfair.errors import KdfairError, KdfairWarning
-from kdfair.io import write_bytes_atomic, write_json_atomic, write_text_atomic
 from kdfair.metrics.individual import BLOCK_ROWS, KnnProblem, knn_rows, prepare_knn
 from kdfair.metrics.noise import DEFAULT_PERMUTATIONS
-from kdfair.predictions import RunMeta, discover_runs, load_predictions, read_run_meta
+from kdfair.predictions import RunMeta, RunPredictions, load_predictions, read_run_meta
 
 # Above this many logit values (runs x samples x classes) the audit uses a process pool by default.
 PARALLEL_THRESHOLD = 200_000_000
-AUROC_MODES = ("always", "auto", "never")
 AUROC_MAX_CLASSES = 100  # --auroc auto computes AUROC up to this many classes (BIRD's tasks have 2-10)
 
 
 @dataclass
 class AuditResult:
-    """Everything ``write_audit`` writes; column meanings in docs/ARCHITECTURE.md, "Audit output"."""
+    """Everything :func:`~kdfair.audit.write.write_audit` writes; column meanings in docs/ARCHITECTURE.md,
+    "Audit output"."""
 
     info: dict[str, Any]  # audit.json
     run_metrics: pd.DataFrame
@@ -86,6 +89,46 @@ class AuditResult:
     def warnings(self) -> list[str]:
         return list(self.info["warnings"])
 
+    @property
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Every table of the audit by file stem (``summary`` is ``summary.csv``), in the order written."""
+        return {
+            "run_metrics": self.run_metrics,
+            "summary": self.summary,
+            "class_accuracy": self.class_accuracy,
+            "class_tests": self.class_tests,
+            "significance_counts": self.significance_counts,
+            "disagreement_rate": self.disagreement_rate,
+            **self.health,
+            **self.noise,
+        }
+
+    def write(self, out_dir: str | Path) -> Path:
+        """Write the audit folder that ``kdfair audit`` writes (:func:`write_audit`); returns ``out_dir``."""
+        return write_audit(self, out_dir)
+
+
+@dataclass(frozen=True)
+class RunSet:
+    """The runs of one audit: each run's folder and metadata, and where they came from.
+
+    ``root``: the runs folder (an in-memory audit's is the label ``<memory>``). ``preloaded``: each run's
+    validated predictions by run folder when they are already in memory (:mod:`kdfair.audit.api`); else each
+    run is loaded from its folder when it is audited. ``skipped``: incomplete folders left out
+    (:mod:`kdfair.discovery`), recorded in ``audit.json`` ``skipped_runs``.
+    """
+
+    root: Path
+    metas: list[tuple[Path, RunMeta]]
+    preloaded: dict[Path, RunPredictions] | None = None
+    skipped: list[SkippedRun] = field(default_factory=list)
+
+    def load(self, run_dir: Path, meta: RunMeta) -> RunPredictions:
+        """The predictions of ``run_dir``: from memory, else read and validated from the folder."""
+        if self.preloaded is not None:
+            return self.preloaded[run_dir]
+        return load_predictions(run_dir, meta)
+
 
 def audit_runs(
     runs_dir: str | Path,
@@ -97,8 +140,11 @@ def audit_runs(
     progress: bool = False,
     auroc: str = "auto",
     permutations: int = DEFAULT_PERMUTATIONS,
+    skip_incomplete: bool = False,
+    run_dirs: Sequence[str | Path] | None = None,
 ) -> AuditResult:
-    """Audit every run under ``runs_dir`` (see module docstring); nothing is written.
+    """Audit every run folder under ``runs_dir``, or those of ``run_dirs`` (module docstring); nothing is
+    written.
 
     ``level``: significance level of the Welch tests (raw and Benjamini-Hochberg). ``representation``:
     ``None``/``"auto"``, ``"teacher"``, ``"none"`` or a path to an npz (see
@@ -108,34 +154,54 @@ def audit_runs(
     ``"always"``, ``"never"`` or ``"auto"`` (computed only for at most ``AUROC_MAX_CLASSES`` classes: on
     1,000 classes it costs about a second per run); whether it was computed, and why not, is recorded in
     ``info["auroc"]``. ``permutations``: B of the noise floor of DPD, EOD and DEO (0: none; recorded in
-    ``info["noise_floor"]``, :mod:`kdfair.audit.noise`). User errors raise
-    :class:`~kdfair.errors.KdfairError` subclasses.
+    ``info["noise_floor"]``, :mod:`kdfair.audit.noise`). ``skip_incomplete``: leave out incomplete run
+    folders (:mod:`kdfair.discovery`) instead of failing; each is named in ``info["skipped_runs"]``.
+    ``run_dirs``: audit only these run folders (relative to ``runs_dir``, or absolute below it; a sweep's
+    finished runs), each checked as a found one; None: every run folder below ``runs_dir``. Every option but
+    ``jobs`` and ``progress`` is recorded in ``info["options"]`` (:mod:`kdfair.audit.options`). User errors
+    raise :class:`~kdfair.errors.KdfairError` subclasses.
     """
-    if auroc not in AUROC_MODES:
-        raise KdfairError(f"--auroc: unknown mode {auroc!r}; valid: {', '.join(AUROC_MODES)}")
-    if not 0.0 < level < 1.0:
-        raise KdfairError(f"--level must be in (0, 1), got {level}")
-    if k < 2:
-        raise KdfairError(f"--k must be >= 2 (consistency counts each point among its k neighbours), got {k}")
-    check_permutations(permutations)
-    runs_dir = Path(runs_dir)
+    options = AuditOptions(
+        level=level,
+        representation=representation_option(representation),
+        k=k,
+        auroc=auroc,
+        permutations=permutations,
+        skip_incomplete=skip_incomplete,
+        run_dirs=relative_run_dirs(runs_dir, run_dirs),
+    )
+    found = options.find_runs(runs_dir)
+    metas = [(run_dir, read_run_meta(run_dir)) for run_dir in found.run_dirs]
+    runs = RunSet(Path(runs_dir), metas, skipped=found.skipped)
+    return audit_run_set(runs, options, jobs=jobs, progress=progress)
+
+
+def audit_run_set(
+    runs: RunSet, options: AuditOptions | None = None, *, jobs: int | None = None, progress: bool = False
+) -> AuditResult:
+    """The audit of :func:`audit_runs` on runs already found, with ``options`` (default: the defaults;
+    recorded in ``info["options"]``); ``jobs`` and ``progress`` as there. The one code path of
+    ``kdfair audit`` and the Python API (:mod:`kdfair.audit.api`)."""
+    options = AuditOptions() if options is None else options
+    level, k, auroc = options.level, options.k, options.auroc
+    runs_dir = runs.root
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", KdfairWarning)
-        metas = [(run_dir, read_run_meta(run_dir)) for run_dir in discover_runs(runs_dir)]
-        conditions = group_conditions(metas)
+        conditions = group_conditions(runs.metas)
         check_welch_seeds(conditions)
         timings = {"start": time.perf_counter()}
-        ctx, problem, first = _context(runs_dir, conditions, representation, k, auroc)
+        ctx, problem, first = _context(runs, conditions, options.representation, k, auroc)
         timings["null_setup"] = time.perf_counter()
-        ctx = replace(ctx, null_plans=null_plans(ctx.reference, permutations))  # shared by every run
+        ctx = replace(ctx, null_plans=null_plans(ctx.reference, options.permutations))  # shared by every run
         timings["runs"] = time.perf_counter()
         timings["null_setup"] = timings["runs"] - timings["null_setup"]
-        results = list(_stream(conditions, ctx, problem, first, jobs, progress, timings))
+        results = list(_stream(conditions, ctx, problem, first, jobs, progress, timings, runs.preloaded))
         timings["aggregate"] = time.perf_counter()
-        result = _aggregate(runs_dir, conditions, ctx, results, level)
+        result = _aggregate(runs_dir, conditions, ctx, results, options)
         timings["end"] = time.perf_counter()
     result.info["auroc"] = _auroc_info(auroc, ctx)
-    result.info["noise_floor"] = noise_info(permutations, result.noise["noise_floor_summary"], level)
+    result.info["noise_floor"] = noise_info(options.permutations, result.noise["noise_floor_summary"], level)
+    result.info["skipped_runs"] = [skipped.as_dict() for skipped in runs.skipped]  # kdfair.discovery
     result.timings = _timings(timings, results)
     messages = [m for r in results for m in r.warnings]
     messages += [str(w.message) for w in caught if issubclass(w.category, KdfairWarning)]
@@ -173,9 +239,9 @@ def _timings(marks: dict[str, float], results: list[RunResult]) -> dict[str, flo
 
 
 def _context(
-    runs_dir: Path,
+    runs: RunSet,
     conditions: list[Condition],
-    representation: str | Path | None,
+    representation: str,
     k: int,
     auroc: str,
 ) -> tuple[RunContext, KnnProblem | None, tuple[Path, RunMeta, Any]]:
@@ -183,17 +249,16 @@ def _context(
     teacher, _ = reference_conditions(conditions)
     first_cond = teacher if teacher is not None else conditions[0]
     first_dir, first_meta = first_cond.run_dirs[0], first_cond.metas[0]
-    first_run = load_predictions(first_dir, first_meta)
+    first_run = runs.load(first_dir, first_meta)
     ref = Reference.from_run(first_run)
-    name, x = resolve_representation(representation, runs_dir, first_run if teacher else None, ref)
+    name, x = resolve_representation(representation, runs.root, first_run if teacher else None, ref)
     problem = None
     if x is not None:
         if len(x) <= k:
             raise KdfairError(f"--k {k} needs more than {k} test samples, got {len(x)}")
         problem = prepare_knn(x, k=k)
     with_auroc = auroc == "always" or (auroc == "auto" and ref.n_classes <= AUROC_MAX_CLASSES)
-    option = "auto" if representation is None else str(representation)
-    ctx = RunContext(ref, x, None, k, description=name, auroc=with_auroc, option=option)
+    ctx = RunContext(ref, x, None, k, description=name, auroc=with_auroc, option=representation)
     return ctx, problem, (first_dir, first_meta, first_run)
 
 
@@ -210,6 +275,7 @@ def _serial(
     first: tuple[Path, RunMeta, str, Any],
     tasks: list[tuple[Path, RunMeta, str]],
     timings: dict[str, float],
+    preloaded: dict[Path, RunPredictions] | None,
 ) -> Iterator[RunResult]:
     """The kNN graph (torch's threads), then the runs one at a time in this process."""
     if problem is not None:
@@ -221,7 +287,7 @@ def _serial(
         timings["knn"] = time.perf_counter() - start
     yield audit_run(first[0], first[1], first[2], ctx, run=first[3])
     for task in tasks:
-        yield audit_run(task[0], task[1], task[2], ctx)
+        yield audit_run(*task, ctx, run=None if preloaded is None else preloaded[task[0]])
 
 
 def _stream(
@@ -232,9 +298,11 @@ def _stream(
     jobs: int | None,
     progress: bool,
     timings: dict[str, float],
+    preloaded: dict[Path, RunPredictions] | None = None,
 ) -> Iterator[RunResult]:
     """Build the kNN graph and audit the runs (the reference run first, already loaded), in a pool of forked
-    workers when ``jobs`` > 1 (:mod:`kdfair.audit.parallel`)."""
+    workers when ``jobs`` > 1 (:mod:`kdfair.audit.parallel`). ``preloaded``: the runs' predictions by folder
+    when they are in memory (forked workers see them without a copy)."""
     first_dir, first_meta, first_run = first
     ids = {run_dir: c.id for c in conditions for run_dir in c.run_dirs}
     tasks = [
@@ -244,9 +312,9 @@ def _stream(
     reference = (first_dir, first_meta, ids[first_dir], first_run)
     del first, first_run
     if jobs == 1 or len(tasks) < 2:
-        results = _serial(ctx, problem, reference, tasks, timings)
+        results = _serial(ctx, problem, reference, tasks, timings, preloaded)
     else:
-        results = stream_parallel(ctx, problem, reference, tasks, jobs, timings)
+        results = stream_parallel(ctx, problem, reference, tasks, jobs, timings, preloaded)
     # disable=None: tqdm shows the bar only when stderr is a terminal
     with tqdm(total=len(tasks) + 1, desc="audit", unit="run", disable=None if progress else True) as bar:
         for result in results:
@@ -259,9 +327,10 @@ def _aggregate(
     conditions: list[Condition],
     ctx: RunContext,
     results: list[RunResult],
-    level: float,
+    options: AuditOptions,
 ) -> AuditResult:
     ref = ctx.reference
+    level = options.level
     by_condition = {c.id: [r for r in results if r.condition == c.id] for c in conditions}
     run_metrics = tables.run_metrics_table(conditions, by_condition)
     comparisons = tables.welch_comparisons(conditions, by_condition, level)
@@ -269,6 +338,7 @@ def _aggregate(
     info = {
         "kdfair_version": __version__,
         "runs_dir": str(runs_dir),
+        "options": options.as_dict(),  # the keyword arguments of audit_runs (kdfair.audit.options)
         "n_runs": len(results),
         "n_classes": ref.n_classes,
         "class_names": ref.class_names,
@@ -297,65 +367,3 @@ def _aggregate(
         health=health.tables(),
         noise=noise,
     )
-
-
-AUDIT_FILES = (
-    "audit.json",
-    "run_metrics.csv",
-    "summary.csv",
-    "class_accuracy.csv",
-    "class_tests.csv",
-    "significance_counts.csv",
-    "disagreement_rate.csv",
-    *HEALTH_FILES,  # learning_curves.csv only when some run has epochs.csv
-    *NOISE_FILES,
-    "disagreement/",
-)
-
-
-def _write_tables(result: AuditResult, folder: Path) -> None:
-    write_json_atomic(folder / "audit.json", result.info)
-    for name, frame in (
-        ("run_metrics", result.run_metrics),
-        ("summary", result.summary),
-        ("class_accuracy", result.class_accuracy),
-        ("class_tests", result.class_tests),
-        ("significance_counts", result.significance_counts),
-        ("disagreement_rate", result.disagreement_rate),
-        *result.health.items(),
-        *result.noise.items(),
-    ):
-        write_text_atomic(folder / f"{name}.csv", frame.to_csv(index=False))
-    (folder / "disagreement").mkdir()
-    for condition, matrix in result.disagreement.items():
-        buffer = io.BytesIO()
-        np.save(buffer, matrix)
-        write_bytes_atomic(folder / "disagreement" / f"{condition}.npy", buffer.getvalue())
-
-
-def write_audit(result: AuditResult, out_dir: str | Path) -> Path:
-    """Write the audit tables (``AUDIT_FILES``) to ``out_dir``, replacing a previous audit there.
-
-    Files are written into a temporary sibling folder that is renamed onto ``out_dir`` only when complete:
-    a failure leaves ``out_dir`` as it was (absent, or the previous audit). Returns ``out_dir``.
-    """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    staging.chmod(0o755)
-    old = None
-    try:
-        _write_tables(result, staging)
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-            os.replace(out_dir, old / out_dir.name)
-        os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        if old is not None and not out_dir.exists():
-            os.replace(old / out_dir.name, out_dir)
-        raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    return out_dir

@@ -8,16 +8,14 @@ classes, the same labels and the same protected attributes. Every class must occ
 from __future__ import annotations
 
 import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from kdfair.errors import KdfairWarning, PredictionFormatError
-from kdfair.predictions import RunPredictions
-
-REPRESENTATION_NPZ = "representation.npz"
+from kdfair.predictions import RunPredictions, read_npz
+from kdfair.runfolder import REPRESENTATION_NPZ
 
 
 @dataclass(frozen=True)
@@ -113,15 +111,10 @@ class Reference:
 def _load_representation_npz(path: Path, ref: Reference) -> np.ndarray:
     if not path.exists():
         raise PredictionFormatError(f"{path}: representation file not found")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            if "sample_id" not in npz.files or "x" not in npz.files:
-                raise PredictionFormatError(
-                    f"{path}: needs arrays 'sample_id' and 'x' (has: {', '.join(npz.files)})"
-                )
-            sample_id, x = npz["sample_id"], npz["x"]
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
-        raise PredictionFormatError(f"{path}: truncated or corrupt npz ({type(exc).__name__})") from exc
+    arrays = read_npz(path)
+    if "sample_id" not in arrays or "x" not in arrays:
+        raise PredictionFormatError(f"{path}: needs arrays 'sample_id' and 'x' (has: {', '.join(arrays)})")
+    sample_id, x = arrays["sample_id"], arrays["x"]
     x = x.reshape(len(x), -1) if x.ndim != 2 else x
     if len(x) != len(sample_id) or not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
         raise PredictionFormatError(f"{path}: 'x' must be finite numbers with one row per sample_id")

@@ -38,7 +38,8 @@ from scipy import special
 
 from kdfair.audit.conditions import Condition, reference_conditions
 from kdfair.audit.inputs import Reference
-from kdfair.errors import KdfairError, KdfairWarning
+from kdfair.audit.options import check_permutations
+from kdfair.errors import KdfairWarning
 from kdfair.metrics.noise import (
     DEFAULT_SEED,
     NULL_METRICS,
@@ -48,11 +49,11 @@ from kdfair.metrics.noise import (
     seed_mean_null,
     within_class_permutations,
 )
+from kdfair.metrics.table import METRICS
 from kdfair.stats import benjamini_hochberg
 
 NULL_SEED = DEFAULT_SEED  # with the attribute's name, seeds the permutations: the same on every audit
 NOISE_FILES = ("noise_floor.csv", "noise_floor_summary.csv", "fairness_tests.csv")
-METRIC_NAMES = {"dpd": "DPD", "eod": "EOD", "deo_mean": "mean-DEO", "deo_max": "max-DEO"}
 IDENTITY = ["condition", "role", "method", "temperature", "alpha"]
 RUN_COLUMNS = [*IDENTITY, "seed", "metric", "attribute", "value", "null_mean", "null_q95", "excess"]
 RUN_COLUMNS += ["p_value", "n_permutations"]
@@ -64,12 +65,6 @@ TEST_COLUMNS += ["p_value", "p_value_bh", "significant", "significant_bh", "unde
 
 CONSTANT_EXCESS = 1e-12  # seed values of the excess (fractions) this close count as constant (rounding)
 Nulls = dict[tuple[str, str], NullResult]  # (attribute, metric) -> one run's observed value and null
-
-
-def check_permutations(n_permutations: Any) -> None:
-    """Raise :class:`KdfairError` unless ``n_permutations`` is an integer >= 0 (0: no noise floor)."""
-    if isinstance(n_permutations, bool) or not isinstance(n_permutations, int) or n_permutations < 0:
-        raise KdfairError(f"--permutations must be an integer >= 0, got {n_permutations!r}")
 
 
 def null_plans(ref: Reference, n_permutations: int) -> dict[str, WithinClassPermutations]:
@@ -270,7 +265,8 @@ def noise_lines(info: dict[str, Any]) -> list[str]:
     ]
     for attribute, metrics in noise["exceeds"].items():
         verdict = "; ".join(
-            f"{METRIC_NAMES.get(m, m)}: {', '.join(ids) or 'none'}" for m, ids in metrics.items()
+            f"{METRICS[m].column if m in METRICS else m}: {', '.join(ids) or 'none'}"
+            for m, ids in metrics.items()
         )
         lines.append(f"  {attribute}, conditions beyond the floor (BH over {n_conditions}): {verdict}")
     return lines

@@ -23,11 +23,12 @@ import numpy as np
 from kdfair.audit.runmetrics import RunContext, RunResult, audit_run
 from kdfair.extras import optional
 from kdfair.metrics.individual import KnnProblem, knn_rows
-from kdfair.predictions import RunMeta
+from kdfair.predictions import RunMeta, RunPredictions
 
 KNN_SHARES_PER_WORKER = 4  # row ranges per worker: an even finish when one worker is slowed down
 
-_STATE: dict[str, Any] = {}  # the context and the kNN problem, set in the parent before forking
+# the context, the kNN problem and in-memory runs (or None), set in the parent before forking
+_STATE: dict[str, Any] = {}
 
 
 def shared_array(shape: tuple[int, ...], dtype: type[np.generic]) -> np.ndarray:
@@ -49,7 +50,8 @@ def _knn_share(bounds: tuple[int, int]) -> None:
 
 
 def _audit_task(task: tuple[Path, RunMeta, str]) -> RunResult:
-    return audit_run(task[0], task[1], task[2], _STATE["ctx"])
+    preloaded = _STATE["preloaded"]  # inherited from the parent at the fork: no copy
+    return audit_run(*task, _STATE["ctx"], run=None if preloaded is None else preloaded[task[0]])
 
 
 def row_shares(n: int, block_rows: int, shares: int) -> list[tuple[int, int]]:
@@ -66,14 +68,16 @@ def stream_parallel(
     tasks: list[tuple[Path, RunMeta, str]],
     jobs: int,
     timings: dict[str, float],
+    preloaded: dict[Path, RunPredictions] | None = None,
 ) -> Iterator[RunResult]:
     """Build the kNN graph of ``problem`` (if any) and audit the reference run ``first`` (directory, meta,
     condition, loaded predictions) and ``tasks`` in a pool of ``jobs`` forked workers; results in order,
-    the reference run first. The graph's wall seconds go to ``timings["knn"]``."""
+    the reference run first. The graph's wall seconds go to ``timings["knn"]``. ``preloaded``: the runs'
+    predictions by folder when they are in memory, else each worker loads its runs."""
     if problem is not None:
         shape = (problem.n, problem.k)
         ctx = replace(ctx, neighbors=(shared_array(shape, np.int64), shared_array(shape, np.float64)))
-    _STATE.update(ctx=ctx, problem=problem)
+    _STATE.update(ctx=ctx, problem=problem, preloaded=preloaded)
     try:
         with multiprocessing.get_context("fork").Pool(jobs, initializer=_init_worker) as pool:
             if problem is not None:

@@ -1,5 +1,7 @@
 """Per-run metrics: load one run, check it against the reference, compute metrics, drop its probabilities.
 
+Which metrics, in which order, and from which inputs: the table :data:`kdfair.metrics.table.METRICS`.
+
 This is the unit of work the audit streams over (optionally in a process pool): a run's probabilities live
 only inside :func:`audit_run`; what comes back is a :class:`RunResult` of scalars, class accuracies and the
 predicted labels (kept for the disagreement matrices).
@@ -9,17 +11,18 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kdfair.audit.counterfactual import run_pair_metrics
+from kdfair.audit.counterfactual import run_pairs
 from kdfair.audit.inputs import Reference
 from kdfair.audit.noise import run_nulls
 from kdfair.errors import KdfairWarning
-from kdfair.metrics import classwise, group
+from kdfair.metrics import classwise
+from kdfair.metrics.table import METRICS, MetricInputs, TwinPairs
 from kdfair.predictions import RunMeta, RunPredictions, load_predictions
 
 
@@ -63,45 +66,42 @@ def _label_dtype(n_classes: int) -> type[np.integer]:
     return np.int16 if n_classes <= np.iinfo(np.int16).max else np.int32
 
 
-def run_metrics(probs: np.ndarray, y_pred: np.ndarray, ctx: RunContext) -> list[tuple[str, str, float]]:
-    """Every per-run metric of SPEC §4-§6 (fractions), in the audit's long format (metric, attribute, value).
+def run_metrics(
+    probs: np.ndarray, y_pred: np.ndarray, ctx: RunContext, twins: dict[str, TwinPairs] | None = None
+) -> list[tuple[str, str, float]]:
+    """Every per-run metric of the table :data:`~kdfair.metrics.table.METRICS` (SPEC §4-§6, fractions), in
+    the audit's long format (metric, attribute, value).
 
     ``probs`` (N, C, float32 from :func:`~kdfair.predictions.load_predictions`) and ``y_pred`` (N,) are in
-    the reference's row order. AUROC is left out when ``ctx.auroc`` is false.
+    the reference's row order; ``twins``: the run's counterfactual twins per attribute changed. Rows: the
+    whole-run metrics in table order, then per protected attribute its metrics, then per attribute the
+    twins change the twin metrics. A metric whose inputs are absent is left out: without a representation
+    (``needs_features``), without twins (``needs_twins``), and AUROC when ``ctx.auroc`` is false.
     """
     ref = ctx.reference
-    y_true, n_classes = ref.y_true, ref.n_classes
-    rows: list[tuple[str, str, float]] = [("accuracy", "", float(np.mean(y_pred == y_true)))]
-    if ctx.auroc:
-        rows.append(("auroc", "", classwise.auroc(y_true, probs)))
-    rows.append(("f1", "", classwise.f1(y_true, y_pred, n_classes)))
-    if ctx.representation is not None:
-        from kdfair.metrics import individual
-
-        rows.append(
-            (
-                "individual_unfairness",
-                "",
-                individual.individual_unfairness(
-                    probs, ctx.representation, ctx.k, neighbors=ctx.neighbors, validated=True
-                ),
-            )
-        )
-        rows.append(
-            (
-                "consistency",
-                "",
-                individual.consistency(
-                    y_pred, ctx.representation, ctx.k, neighbors=ctx.neighbors, n_classes=n_classes
-                ),
-            )
-        )
+    common = MetricInputs(
+        y_true=ref.y_true,
+        y_pred=y_pred,
+        n_classes=ref.n_classes,
+        probs=probs,
+        features=ctx.representation,
+        neighbors=ctx.neighbors,
+        k=ctx.k,
+        validated=True,
+    )
+    skipped = set() if ctx.auroc else {"auroc"}  # --auroc (the engine resolves auto by the classes)
+    chosen = [
+        m
+        for m in METRICS.values()
+        if m.name not in skipped and (ctx.representation is not None or not m.needs_features)
+    ]
+    rows = [(m.name, "", m.compute(common)) for m in chosen if not m.per_attribute]
     for name, codes in ref.attributes.items():
-        kw = {"sensitive_features": codes, "n_classes": n_classes}
-        rows.append(("dpd", name, group.demographic_parity_difference(y_true, y_pred, **kw)))
-        rows.append(("eod", name, group.equalized_odds_difference(y_true, y_pred, **kw)))
-        rows.append(("deo_mean", name, group.deo(y_true, y_pred, agg="mean", **kw)))
-        rows.append(("deo_max", name, group.deo(y_true, y_pred, agg="max", **kw)))
+        inputs = replace(common, sensitive_features=codes)
+        rows += [(m.name, name, m.compute(inputs)) for m in chosen if m.per_attribute and not m.needs_twins]
+    for name, pairs in (twins or {}).items():
+        inputs = replace(common, twins=pairs)
+        rows += [(m.name, name, m.compute(inputs)) for m in chosen if m.needs_twins]
     return [(metric, attr, float(value)) for metric, attr, value in rows]
 
 
@@ -124,9 +124,8 @@ def audit_run(
         ref.check_run(run, index)
         probs = run.probs if index is None else run.probs[index]
         y_pred = np.asarray(probs.argmax(axis=1), dtype=np.int64)
-        scalars = run_metrics(probs, y_pred, ctx)
-        pair_rows, extras = run_pair_metrics(run_dir, probs, ctx)  # counterfactual twins, kNN pair shares
-        scalars += pair_rows
+        twins, extras = run_pairs(run_dir, ctx)  # counterfactual twins, kNN pair shares
+        scalars = run_metrics(probs, y_pred, ctx, twins)
         nulls, null_seconds = run_nulls(y_pred, ctx.null_plans)  # noise floor of DPD, EOD, DEO
         class_acc = classwise.class_accuracy(ref.y_true, y_pred, ref.n_classes)
         normalized = classwise.normalized_class_accuracy(ref.y_true, y_pred, ref.n_classes)
@@ -138,7 +137,7 @@ def audit_run(
         condition=condition,
         seed=meta.seed,
         run_dir=run_dir,
-        accuracy=scalars[0][2],
+        accuracy=next(value for metric, _, value in scalars if metric == "accuracy"),
         scalars=scalars,
         class_accuracy=class_acc,
         normalized_accuracy=normalized,

@@ -47,6 +47,13 @@ class CelebaOptions(StrictOptions):
     image_dir: str = "img_align_celeba"
 
 
+def required_files(options: CelebaOptions) -> list[str]:
+    """The files the loader opens for ``options``, relative to the root (a trailing ``/``: a folder)."""
+    if options.attributes_only:
+        return [options.attr_file]
+    return [options.attr_file, options.partition_file, f"{options.image_dir}/"]
+
+
 class AttributeTable:
     """The parsed attribute file: file names, the 40 attribute names and a (N, 40) int8 matrix of +-1."""
 
@@ -73,9 +80,15 @@ def read_attributes(path: Path) -> AttributeTable:
         fields = line.split()
         if not fields:
             continue
-        if len(fields) != len(names) + 1 or any(v not in ("1", "-1") for v in fields[1:]):
+        if len(fields) != len(names) + 1:
             raise DataError(
                 f"celeba: {path} line {number} has {len(fields) - 1} values, expected {len(names)} of +1/-1"
+            )
+        bad = next((i for i, v in enumerate(fields[1:]) if v not in ("1", "-1")), None)
+        if bad is not None:
+            raise DataError(
+                f"celeba: {path} line {number} ({fields[0]}): attribute '{names[bad]}' has value "
+                f"{fields[bad + 1]!r}, expected 1 or -1"
             )
         files.append(fields[0])
         rows.append([int(v) for v in fields[1:]])
@@ -164,9 +177,7 @@ def _check_images(folder: Path, files: np.ndarray) -> None:
 
 def load_celeba(root: Path | None, options: CelebaOptions, *, seed: int) -> Dataset:
     """CelebA splits train / val / test with the chosen label and protected attributes."""
-    expected = [options.attr_file, options.partition_file, f"{options.image_dir}/"]
-    if options.attributes_only:
-        expected = expected[:1]
+    expected = required_files(options)
     base = require_root("celeba", root, expected, HINT)
     missing = [name for name in expected if not (base / name).exists()]
     if missing:

@@ -131,9 +131,14 @@ def _read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+def svhn_files(options: SvhnOptions) -> list[str]:
+    """The files the SVHN loader opens for ``options``, relative to the root."""
+    return SVHN_FILES + (["extra_32x32.mat"] if options.extra else [])
+
+
 def load_svhn(root: Path | None, options: SvhnOptions, *, seed: int) -> Dataset:
     """SVHN cropped digits: 73,257 train and 26,032 test images; label 10 in the files is digit 0."""
-    files = SVHN_FILES + (["extra_32x32.mat"] if options.extra else [])
+    files = svhn_files(options)
     base = require_root("svhn", root, files, SVHN_HINT)
     missing = [name for name in files if not (base / name).is_file()]
     if missing:

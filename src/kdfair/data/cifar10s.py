@@ -19,9 +19,9 @@ import numpy as np
 from pydantic import Field
 
 from kdfair.data.base import Dataset, DataSplit
-from kdfair.data.cifar import read_cifar10
+from kdfair.data.cifar import CIFAR10_DIR, CIFAR10_FILES, read_cifar10
 from kdfair.data.common import StrictOptions, splits_info, to_grey
-from kdfair.data.folders import Cifar10JpegOptions, load_cifar10_jpeg
+from kdfair.data.folders import Cifar10JpegOptions, cifar10_jpeg_files, load_cifar10_jpeg
 from kdfair.data.twins import CounterfactualTwins, IndexView
 from kdfair.errors import DataError
 
@@ -34,6 +34,13 @@ class Cifar10sOptions(StrictOptions):
     p: float = Field(0.95, ge=0.0, le=1.0)  # skew: share of a class in its majority colour mode
     source: Literal["cifar10", "cifar10_jpeg"] = "cifar10"  # pickle batches or the JPEG folder copy
     cache_dir: str | None = None  # for source cifar10_jpeg: where its decoded .npz cache goes
+
+
+def required_files(options: Cifar10sOptions) -> list[str]:
+    """The files of the CIFAR-10 source the loader reads for ``options``, relative to the root."""
+    if options.source == "cifar10":
+        return [f"{CIFAR10_DIR}/{f}" for f in CIFAR10_FILES]
+    return cifar10_jpeg_files(Cifar10JpegOptions(cache_dir=options.cache_dir))
 
 
 def grey_assignment(labels: np.ndarray, class_names: list[str], p: float, seed: int) -> np.ndarray:

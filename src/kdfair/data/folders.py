@@ -72,6 +72,26 @@ class ImagenetOptions(StrictOptions):
     in_memory: bool = False
 
 
+def image_folder_files(options: ImageFolderOptions) -> list[str]:
+    """The folders the image-folder loader needs, relative to the root."""
+    return ["train/", "test/"]
+
+
+def cifar10_jpeg_files(options: Cifar10JpegOptions) -> list[str]:
+    """The folders the CIFAR-10 JPEG loader needs, relative to the root."""
+    return [f"{CIFAR10_JPEG_DIR}/train/", f"{CIFAR10_JPEG_DIR}/test/"]
+
+
+def tiny_imagenet_files(options: TinyImagenetOptions) -> list[str]:
+    """The files and folders the Tiny ImageNet loader opens, relative to the root."""
+    return [f"{TINY_DIR}/{f}" for f in ("wnids.txt", "val/val_annotations.txt", "val/images/", "train/")]
+
+
+def imagenet_files(options: ImagenetOptions) -> list[str]:
+    """The folders the ImageNet loader needs, relative to the root."""
+    return ["train/", "val/"]
+
+
 def scan_class_folders(split_dir: Path, class_names: list[str]) -> tuple[list[Path], np.ndarray]:
     """Image files under ``split_dir/<class>/`` for the given classes, and their labels."""
     paths: list[Path] = []

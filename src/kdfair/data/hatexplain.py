@@ -51,6 +51,17 @@ class HatexplainOptions(StrictOptions):
     cache_dir: str | None = None  # where the trained vocabulary is kept
 
 
+def required_files(options: HatexplainOptions) -> list[str]:
+    """The files the loader opens for ``options``: relative to the root, or absolute (the tokenizer folder,
+    which is relative to the working directory)."""
+    needed = [options.dataset_file, options.divisions_file]
+    if options.train_jsonl is not None:
+        needed.append(options.train_jsonl)  # relative to root, or absolute
+    if options.tokenizer_path is not None:
+        needed.append(str(Path(options.tokenizer_path).expanduser().absolute()))
+    return needed
+
+
 def majority_label(labels: list[str]) -> str | None:
     """The label given by at least 2 of the 3 annotators; None when all differ."""
     label, count = Counter(labels).most_common(1)[0]

@@ -84,10 +84,10 @@ def class_group_gaps(
     and the cell sample counts, from logits (B, C) and int64 labels and group codes (B,)."""
     num_classes = logits.shape[1]
     per_sample = F.cross_entropy(upcast(logits), labels, reduction="none")
-    class_count = torch.bincount(labels, minlength=num_classes)
+    class_count = counts_of(labels, num_classes)
     class_mean = per_sample.new_zeros(num_classes).index_add(0, labels, per_sample) / class_count.clamp(min=1)
     cell = labels * num_groups + groups
-    cell_count = torch.bincount(cell, minlength=num_classes * num_groups).view(num_classes, num_groups)
+    cell_count = counts_of(cell, num_classes * num_groups).view(num_classes, num_groups)
     cell_sum = per_sample.new_zeros(num_classes * num_groups).index_add(0, cell, per_sample)
     cell_mean = cell_sum.view(num_classes, num_groups) / cell_count.clamp(min=1)
     gap = cell_mean - class_mean.unsqueeze(1)
@@ -95,6 +95,13 @@ def class_group_gaps(
         counts = cell_count.to(gap.dtype)
         gap = gap * counts / (counts + cell_prior)
     return gap.abs().masked_fill(cell_count == 0, 0.0), cell_count
+
+
+def counts_of(codes: torch.Tensor, size: int) -> torch.Tensor:
+    """How often each of ``0 .. size - 1`` occurs in the int64 ``codes``: (size,) int64. ``torch.bincount``
+    without its host syncs (on CUDA it reads the codes' max and min back to size its output)."""
+    counts = torch.zeros(size, dtype=torch.int64, device=codes.device)
+    return counts.index_add_(0, codes, torch.ones_like(codes))
 
 
 def reduce_groups(gap: torch.Tensor, count: torch.Tensor, term: FairnessTerm) -> torch.Tensor:

@@ -41,7 +41,18 @@ def match_spatial(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch
     if a.shape[-2:] == b.shape[-2:]:
         return a, b
     size = (min(a.shape[-2], b.shape[-2]), min(a.shape[-1], b.shape[-1]))
-    return F.adaptive_avg_pool2d(a, size), F.adaptive_avg_pool2d(b, size)
+    return pool_to(a, size), pool_to(b, size)
+
+
+def pool_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``adaptive_avg_pool2d(x, size)``; as ``avg_pool2d`` with kernel = stride = the factor when ``size``
+    divides the map (the same values and gradients, bit for bit on the CPU), whose CUDA backward is
+    deterministic, unlike adaptive pooling's (docs/sweeps.md "Determinism")."""
+    height, width = x.shape[-2:]
+    if height % size[0] == 0 and width % size[1] == 0:
+        factor = (height // size[0], width // size[1])
+        return x if factor == (1, 1) else F.avg_pool2d(x, factor)
+    return F.adaptive_avg_pool2d(x, size)
 
 
 def hint_loss(regressed: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:

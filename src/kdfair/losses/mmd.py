@@ -18,8 +18,14 @@ DISTANCE_FLOOR = 1e-12  # clamp of squared distances (feature units^2), as in MF
 
 
 def pairwise_sq_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``||a_i - b_j||^2`` for (n, d) and (m, d) inputs, clamped below at ``DISTANCE_FLOOR``: (n, m)."""
-    sq = a.pow(2).sum(1, keepdim=True) + b.pow(2).sum(1).unsqueeze(0) - 2.0 * a @ b.t()
+    """``||a_i - b_j||^2`` for (n, d) and (m, d) inputs, clamped below at ``DISTANCE_FLOOR``: (n, m).
+
+    Computed in float32 (float64 inputs stay float64) with autocast off: under bf16 autocast ``a @ b.t()``
+    would run in bf16, and ``||a||^2 + ||b||^2 - 2 a.b`` cancels most of its precision for near pairs.
+    """
+    with torch.autocast(a.device.type, enabled=False):
+        a, b = upcast(a), upcast(b)
+        sq = a.pow(2).sum(1, keepdim=True) + b.pow(2).sum(1).unsqueeze(0) - 2.0 * a @ b.t()
     return sq.clamp(min=DISTANCE_FLOOR)
 
 
@@ -40,19 +46,24 @@ def mfd_mmd(
 
     Inputs: student and teacher features (B, d) of the same width, labels and groups (B,) int64. Returns a
     scalar in kernel units (dimensionless); 0 when no cell is present. Gradients flow into the student only.
+
+    All cells at once, with no host sync: the kernels of every pair of the batch and (B, B) same-class and
+    same-cell masks give each sample its class's and cell's kernel sums; a cell's MMD^2 is then spread over
+    its ``n_cg`` samples (``1 / n_cg`` each) and summed. Float32 (or float64) with autocast off.
     """
-    student = upcast(student_features).flatten(1)
-    teacher = upcast(teacher_features).flatten(1).detach().to(student.dtype)
-    with torch.no_grad():
-        bandwidth = 2.0 * sigma * pairwise_sq_distances(teacher, student).mean()
-    total = student.new_zeros(())
-    for c in torch.unique(labels).tolist():
-        in_class = labels == c
-        teacher_c = teacher[in_class]
-        k_tt = rbf_kernel(teacher_c, teacher_c, bandwidth).mean()
-        for g in torch.unique(groups[in_class]).tolist():
-            student_cg = student[in_class & (groups == g)]
-            k_ss = rbf_kernel(student_cg, student_cg, bandwidth).mean()
-            k_ts = rbf_kernel(teacher_c, student_cg, bandwidth).mean()
-            total = total + k_tt + k_ss - 2.0 * k_ts
-    return total
+    with torch.autocast(student_features.device.type, enabled=False):
+        student = upcast(student_features).flatten(1)
+        teacher = upcast(teacher_features).flatten(1).detach().to(student.dtype)
+        with torch.no_grad():
+            bandwidth = 2.0 * sigma * pairwise_sq_distances(teacher, student).mean()
+        same_class = (labels[:, None] == labels[None, :]).to(student.dtype)  # (B, B)
+        same_cell = same_class * (groups[:, None] == groups[None, :]).to(student.dtype)
+        n_class, n_cell = same_class.sum(1), same_cell.sum(1)  # n_c and n_cg of each sample's class / cell
+        with torch.no_grad():
+            k_tt = rbf_kernel(teacher, teacher, bandwidth)
+            tt = same_class @ (same_class * k_tt).sum(1)  # sum of K(T_c, T_c) over the sample's class
+        ss = same_cell @ (same_cell * rbf_kernel(student, student, bandwidth)).sum(1)  # over its cell
+        # K(teacher j, student k) summed over j in k's class, then over k in the sample's cell
+        ts = same_cell @ (same_class * rbf_kernel(teacher, student, bandwidth).t()).sum(1)
+        mmd = tt / n_class**2 + ss / n_cell**2 - 2.0 * ts / (n_class * n_cell)  # its cell's MMD^2
+        return (mmd / n_cell).sum()

@@ -24,8 +24,8 @@ from torch import nn
 
 from kdfair.losses.adversarial import GroupAdversary, grad_reverse
 from kdfair.losses.feature import upcast
-from kdfair.methods.base import Batch, MetaSource, Method, MethodContext, TeacherOutput
-from kdfair.methods.feature_kd import (
+from kdfair.methods.base import Batch, MetaSource, Method, MethodContext, StepLogs, TeacherOutput
+from kdfair.methods.common import (
     STRICT,
     batch_groups,
     functional_forward_all,
@@ -81,8 +81,9 @@ class AdversarialDebiasing(Method):
 
     def before_step(
         self, student: KDModel, batch: Batch, teacher: TeacherOutput | None, meta: MetaSource | None
-    ) -> dict[str, float]:
-        """``adversary_steps`` Adam steps of the adversary on this batch's detached student features."""
+    ) -> StepLogs:
+        """``adversary_steps`` Adam steps of the adversary on this batch's detached student features (under
+        DDP each step's gradient averaged over the ranks); logs the last step's adversary CE (nats)."""
         groups = batch_groups(self.name, batch, self.attribute)
         with torch.no_grad():
             features = functional_forward_all(student, batch.inputs, use_running_stats=False).features
@@ -91,9 +92,9 @@ class AdversarialDebiasing(Method):
             self.optimizer.zero_grad(set_to_none=True)
             adversary_ce = F.cross_entropy(self.adversary(features), groups)
             adversary_ce.backward()
-            self.optimizer.step()
+            self.step_own(self.optimizer)
         self.optimizer.zero_grad(set_to_none=True)
-        return {"adversary_ce": float(adversary_ce.detach())}
+        return {"adversary_ce": adversary_ce.detach()}
 
     def loss(self, student: KDModel, batch: Batch, teacher: TeacherOutput | None) -> dict[str, torch.Tensor]:
         out = student.forward_all(batch.inputs)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from kdfair.losses.attention import attention_transfer_loss
 from kdfair.methods.base import Batch, Method, MethodContext, TeacherOutput
-from kdfair.methods.feature_kd import STRICT, resolve_temperature, task_terms
+from kdfair.methods.common import STRICT, resolve_temperature, task_terms
 from kdfair.models.base import KDModel
 
 

@@ -5,10 +5,16 @@ The trainer owns the loop, the data, the student's optimizer and the teacher. Ea
 :class:`Batch`, the teacher's outputs for that batch (:class:`TeacherOutput`, from a live teacher or a cache),
 and calls, in order:
 
-1. ``method.before_step(student, batch, teacher, meta)`` (BIRD's meta update of its gate; a no-op otherwise);
+1. ``method.before_step(student, batch, teacher, meta)`` (BIRD's meta update of its gate, AD's adversary
+   steps; a no-op otherwise);
 2. ``parts = method.loss(student, batch, teacher)``; ``parts["loss"].backward()``;
 3. the optimizer step over the student's parameters and ``method.parameters()`` (regressors, discriminators),
    except those the method trains with an optimizer of its own (``method.own_parameters()``).
+
+A method steps its own optimizers with :meth:`Method.step_own`, which under DDP first averages their
+gradients over the ranks (``gradient_sync``), so every rank's copy of ``phi`` or of the adversary takes the
+same step. Values a step logs stay tensors on the device (no host sync per step; the trainer reads them once
+per epoch).
 
 A method is an ``nn.Module`` so that its trainable parts are saved in the checkpoint with the student.
 """
@@ -48,6 +54,12 @@ class TeacherOutput:
 # are only needed by methods with ``needs_meta_teacher`` (an empty TeacherOutput() otherwise).
 MetaSource = Callable[[], tuple[Batch, TeacherOutput]]
 
+# Values a step logs: scalar tensors (kept on the device) or Python floats
+StepLogs = dict[str, torch.Tensor | float]
+
+# Averages the gradients of the given parameters over the DDP ranks, in place (kdfair.train.ddp)
+GradientSync = Callable[[list[nn.Parameter]], None]
+
 
 class Method(nn.Module):
     """Base class of training methods. Subclasses implement :meth:`loss`."""
@@ -62,6 +74,9 @@ class Method(nn.Module):
     # False the meta source may return an empty TeacherOutput() and skip the teacher's forward pass or cache
     # lookup for every meta batch. BIRD: False (its L_o on the meta batch uses the student only).
     needs_meta_teacher: ClassVar[bool] = False
+    # set by kdfair.train.ddp.distribute: averages the gradients of the method's own parameters over the
+    # ranks before :meth:`step_own` steps them; None in a single process
+    gradient_sync: GradientSync | None = None
 
     def loss(
         self, student: KDModel, batch: Batch, teacher: TeacherOutput | None
@@ -71,9 +86,26 @@ class Method(nn.Module):
 
     def before_step(
         self, student: KDModel, batch: Batch, teacher: TeacherOutput | None, meta: MetaSource | None
-    ) -> dict[str, float]:
-        """Work done before the student's step (BIRD's meta update). Returns scalars to log."""
+    ) -> StepLogs:
+        """Work done before the student's step (BIRD's meta update). Returns scalars to log (0-dim tensors
+        stay on the device: no host sync)."""
         return {}
+
+    def step_own(self, optimizer: torch.optim.Optimizer, *, skip_non_finite: bool = False) -> torch.Tensor:
+        """Step one of the method's own optimizers (BIRD's phi, AD's adversary); under DDP their gradients
+        are first averaged over the ranks, so every rank's copy takes the same step.
+
+        ``skip_non_finite``: when any gradient is not finite, the parameters and the optimizer's state keep
+        their values (a skipped step), decided on the device without a host sync. Returns whether the
+        gradients were finite (a 0-dim bool tensor; always True without ``skip_non_finite``).
+        """
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        if self.gradient_sync is not None:
+            self.gradient_sync(params)
+        if not skip_non_finite:
+            optimizer.step()
+            return torch.ones((), dtype=torch.bool, device=params[0].device)
+        return step_where_finite(optimizer, params)
 
     def start_epoch(self, epoch: int) -> None:
         """Called by the trainer before the first step of every epoch (``epoch`` counts from 0), also after a
@@ -82,6 +114,52 @@ class Method(nn.Module):
     def own_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters this method optimises itself (excluded from the student's optimizer)."""
         return iter(())
+
+
+def step_where_finite(optimizer: torch.optim.Optimizer, params: list[nn.Parameter]) -> torch.Tensor:
+    """``optimizer.step()``, undone element by element when any gradient of ``params`` is not finite.
+
+    No host sync: non-finite gradients are replaced by 0 for the step, and afterwards ``torch.where`` keeps
+    the old parameters and optimizer state (a fresh state's old values are its zeros) unless all were
+    finite. Adam keeps its step count on the parameters' device (``capturable``) on CUDA, so the count is
+    restored too. Returns the 0-dim bool ``finite``.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    finite = torch.ones((), dtype=torch.bool, device=params[0].device)
+    for grad in grads:
+        finite = finite & torch.isfinite(grad).all()
+    _state_on_param_device(optimizer)
+    old_params = [p.detach().clone() for p in params]
+    old_state = {
+        id(p): {k: v.clone() for k, v in optimizer.state[p].items() if torch.is_tensor(v)}
+        for p in params
+        if p in optimizer.state
+    }
+    for p in params:
+        if p.grad is not None:
+            p.grad = torch.where(finite, p.grad, torch.zeros_like(p.grad))
+    optimizer.step()
+    with torch.no_grad():
+        for p, old in zip(params, old_params, strict=True):
+            p.copy_(torch.where(finite, p, old))
+            saved = old_state.get(id(p), {})
+            for key, value in optimizer.state[p].items():
+                if torch.is_tensor(value):
+                    value.copy_(torch.where(finite, value, saved.get(key, torch.zeros_like(value))))
+    return finite
+
+
+def _state_on_param_device(optimizer: torch.optim.Optimizer) -> None:
+    """Adam-like optimizers: ``capturable`` on CUDA (step counts on the device), off elsewhere."""
+    for group in optimizer.param_groups:
+        if "capturable" not in group:
+            continue
+        on_cuda = all(p.is_cuda for p in group["params"])
+        group["capturable"] = on_cuda
+        for p in group["params"]:
+            step = optimizer.state.get(p, {}).get("step")
+            if torch.is_tensor(step):
+                optimizer.state[p]["step"] = step.to(p.device if on_cuda else "cpu")
 
 
 @dataclass(frozen=True)

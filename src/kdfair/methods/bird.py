@@ -40,8 +40,8 @@ from torch import nn
 
 from kdfair.losses.fairness import FAIRNESS_TERMS, class_group_ce_gap
 from kdfair.losses.feature import FeatureProjector, feature_mse, upcast
-from kdfair.methods.base import Batch, MetaSource, Method, MethodContext, TeacherOutput
-from kdfair.methods.feature_kd import (
+from kdfair.methods.base import Batch, MetaSource, Method, MethodContext, StepLogs, TeacherOutput
+from kdfair.methods.common import (
     STRICT,
     batch_groups,
     functional_forward_all,
@@ -218,8 +218,12 @@ class BIRD(Method):
 
     def before_step(
         self, student: KDModel, batch: Batch, teacher: TeacherOutput | None, meta: MetaSource | None
-    ) -> dict[str, float]:
-        """Stages 1-2: one Adam step of ``phi`` on the meta-gradient (none in warm-up or in the ablation)."""
+    ) -> StepLogs:
+        """Stages 1-2: one Adam step of ``phi`` on the meta-gradient (none in warm-up or in the ablation).
+
+        A non-finite meta-gradient (a diverged virtual step) skips the step: ``phi`` and its Adam state keep
+        their values and ``meta_skipped`` logs 1. Decided on the device (no host sync); under DDP after the
+        gradient is averaged over the ranks, so every rank skips alike."""
         if not self.meta_update or self.warming_up:
             return {}
         if meta is None:
@@ -227,13 +231,15 @@ class BIRD(Method):
         # the meta batches' teacher outputs are not used (needs_meta_teacher = False)
         meta_batch = concat_batches([meta()[0] for _ in range(self.options.meta_batches)])
         outer, grad_phi = self.meta_gradient(student, batch, teacher, meta_batch)
-        if not torch.isfinite(grad_phi).all():  # a diverged virtual step: keep phi, report the skip
-            return {"meta_objective": float(outer), "meta_skipped": 1.0}
         self.optimizer.zero_grad(set_to_none=True)
         self.phi.grad = grad_phi.to(self.phi.dtype)
-        self.optimizer.step()
+        finite = self.step_own(self.optimizer, skip_non_finite=True)
         self.phi.grad = None
-        return {"meta_objective": float(outer), "gate_mean": float(self.gate().mean().detach())}
+        return {
+            "meta_objective": outer,
+            "meta_skipped": (~finite).to(outer.dtype),
+            "gate_mean": self.gate().mean().detach(),
+        }
 
     def loss(self, student: KDModel, batch: Batch, teacher: TeacherOutput | None) -> dict[str, torch.Tensor]:
         """Stage 3 (``L_j``), or plain feature KD during the warm-up."""

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from kdfair.errors import ConfigError
 from kdfair.losses.fitnet import HintRegressor, hint_loss
 from kdfair.methods.base import Batch, Method, MethodContext, TeacherOutput
-from kdfair.methods.feature_kd import (
+from kdfair.methods.common import (
     STRICT,
     resolve_temperature,
     task_terms,

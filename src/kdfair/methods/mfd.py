@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from kdfair.losses.feature import FeatureProjector
 from kdfair.losses.mmd import mfd_mmd
 from kdfair.methods.base import Batch, Method, MethodContext, TeacherOutput
-from kdfair.methods.feature_kd import (
+from kdfair.methods.common import (
     STRICT,
     batch_groups,
     resolve_attribute,

@@ -115,6 +115,12 @@ def _per_class_share(y_true: np.ndarray, hits: np.ndarray, n_classes: int, what:
         return np.where(totals > 0, counts / np.maximum(totals, 1), np.nan)
 
 
+def accuracy(y_true: Any, y_pred: Any, n_classes: int | None = None) -> float:
+    """Overall accuracy ``b_M = P(y_pred = y_true)``, a fraction (SPEC §4)."""
+    true, pred, _ = _checked_pair(y_true, y_pred, n_classes)
+    return float(np.mean(true == pred))
+
+
 def class_accuracy(y_true: Any, y_pred: Any, n_classes: int) -> np.ndarray:
     """Class accuracy ``b_c = P(y_pred = c | y_true = c)`` for every class, shape (C,), fractions (SPEC §4).
 

@@ -7,6 +7,18 @@ from pathlib import Path
 from typing import Any
 
 from kdfair.report.figures import TOP_K_CLASSES
+from kdfair.runfolder import AUDIT_JSON
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (argparse type): ``--top-k 0`` would show no class at all."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -36,11 +48,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--top-k",
-        type=int,
+        type=positive_int,
         default=TOP_K_CLASSES,
         help=f"classes shown in the class-wise figure when there are more (default {TOP_K_CLASSES})",
     )
     parser.add_argument("--no-figures", action="store_true", help="tables and the page only (fast)")
+    parser.add_argument(
+        "--skip-incomplete",
+        action="store_true",
+        help="for a runs folder: skip incomplete run folders (a predictions file without run.json, run.json "
+        "without predictions, or unreadable) instead of failing; each is named on stderr and in audit.json",
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -50,8 +68,14 @@ def run(args: argparse.Namespace) -> int:
     from kdfair.report import build_report
 
     source = args.audit_dir.resolve()
-    default = source.parent / "report" if (source / "audit.json").is_file() else source / "report"
+    default = source.parent / "report" if (source / AUDIT_JSON).is_file() else source / "report"
     out = args.out if args.out is not None else default
-    index = build_report(args.audit_dir, out, top_k=args.top_k, figures=not args.no_figures)
+    index = build_report(
+        args.audit_dir,
+        out,
+        top_k=args.top_k,
+        figures=not args.no_figures,
+        skip_incomplete=args.skip_incomplete,
+    )
     print(index)
     return 0

@@ -11,19 +11,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kdfair.metrics.table import METRICS, column_label
 from kdfair.report.figstyle import Figure
 from kdfair.report.load import AuditData
 from kdfair.report.tables import STD_NOTE, group_breaks, label_columns, stat_cell
 from kdfair.report.tabular import Table
 
-UNFAIRNESS, FLIPS = "counterfactual_unfairness", "counterfactual_flip_rate"
+TWIN_METRICS = tuple(name for name, entry in METRICS.items() if entry.needs_twins)  # unfairness, flips
 MIN_SAME_LABEL = 0.5  # the audit's threshold for the pair warning (kdfair.audit.counterfactual)
 
 
 def twin_attributes(audit: AuditData) -> list[str]:
     """Attributes with counterfactual metrics in the audit, in audit.json's order."""
     recorded = list((audit.meta.get("counterfactual") or {}).get("pairs") or {})
-    found = sorted(set(audit.summary.loc[audit.summary["metric"] == UNFAIRNESS, "attribute"]))
+    found = sorted(set(audit.summary.loc[audit.summary["metric"] == TWIN_METRICS[0], "attribute"]))
     return [a for a in recorded if a in found] + [a for a in found if a not in recorded]
 
 
@@ -33,13 +34,9 @@ def table_counterfactual(audit: AuditData) -> Table | None:
     if not attributes:
         return None
     names, cells = label_columns(audit)
-    columns = [f"CF unfairness {a}" for a in attributes] + [f"Flips {a} (%)" for a in attributes]
-    rows = [
-        cells(c)
-        + [stat_cell(audit, c.id, UNFAIRNESS, a, scale=1.0) for a in attributes]
-        + [stat_cell(audit, c.id, FLIPS, a) for a in attributes]
-        for c in audit.conditions
-    ]
+    shown = [(m, a) for m in TWIN_METRICS for a in attributes]
+    columns = [column_label(m, a) for m, a in shown]
+    rows = [cells(c) + [stat_cell(audit, c.id, m, a) for m, a in shown] for c in audit.conditions]
     pairs = (audit.meta.get("counterfactual") or {}).get("pairs") or {}
     counts = ", ".join(f"{a}: {n:,} twins" for a, n in pairs.items())
     return Table(
@@ -67,10 +64,7 @@ def fig_counterfactual(audit: AuditData, out_dir: Path, attribute: str) -> Figur
         audit,
         out_dir,
         name,
-        [
-            (UNFAIRNESS, attribute, 1.0, "counterfactual unfairness (TV), lower is fairer"),
-            (FLIPS, attribute, 100.0, "prediction flips (%), lower is fairer"),
-        ],
+        [(m, attribute) for m in TWIN_METRICS],
     )
     if paths is None:
         return None

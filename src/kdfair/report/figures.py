@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib.colors import LogNorm
 from tqdm import tqdm
 
+from kdfair.metrics.table import METRICS, arrow_label
 from kdfair.report import figures_curves, figures_lines
 from kdfair.report.counterfactual import fig_counterfactual, twin_attributes
 from kdfair.report.figstyle import (
@@ -30,7 +31,7 @@ from kdfair.report.figstyle import (
 from kdfair.report.health import annotate_captions, mark_bar
 from kdfair.report.load import AuditData, Condition
 from kdfair.report.noise import bar_band, bar_note
-from kdfair.report.tables_bird import by_method
+from kdfair.report.tables_bird import DEO_METRICS, PERFORMANCE_METRICS, by_method
 
 TOP_K_CLASSES = 15
 HEATMAP_CLASSES = 30
@@ -240,13 +241,8 @@ def fig_disagreement(audit: AuditData, out_dir: Path, top_k: int = HEATMAP_CLASS
 
 def fig_bird(audit: AuditData, out_dir: Path, attribute: str) -> Figure | None:
     """BIRD bars: AUROC, F1, mean-DEO, max-DEO (%) per condition, grouped and hatched by method."""
-    metrics = [("auroc", "", "AUROC (%) ↑"), ("f1", "", "F1 (%) ↑")]
-    metrics += (
-        [("deo_mean", attribute, "mean-DEO (%) ↓"), ("deo_max", attribute, "max-DEO (%) ↓")]
-        if attribute
-        else []
-    )
-    metrics = [m for m in metrics if audit.has_metric(m[0], m[1])]
+    metrics = [(m, "") for m in PERFORMANCE_METRICS] + [(m, attribute) for m in DEO_METRICS if attribute]
+    metrics = [(m, a, arrow_label(m)) for m, a in metrics if audit.has_metric(m, a)]
     if not metrics:
         return None
     conds = by_method(audit)
@@ -254,6 +250,7 @@ def fig_bird(audit: AuditData, out_dir: Path, attribute: str) -> Figure | None:
     fig, axes = new_figure(len(metrics), 1, width=3.2 * len(metrics) + 1.5, height=4.2)
     x = np.arange(len(conds))
     for ax, (metric, attr, title) in zip(axes[0], metrics, strict=True):
+        scale = METRICS[metric].scale
         for i, c in enumerate(conds):
             found = audit.stat(c.id, metric, attr)
             if found is None:
@@ -268,15 +265,15 @@ def fig_bird(audit: AuditData, out_dir: Path, attribute: str) -> Figure | None:
             )
             ax.bar(
                 i,
-                100 * found[0],
-                yerr=np.nan_to_num(100 * found[1]),
+                scale * found[0],
+                yerr=np.nan_to_num(scale * found[1]),
                 color=color,
                 capsize=2,
                 hatch=HATCHES[(k + 1) % len(HATCHES)],
                 edgecolor="white" if k < 0 else "black",
                 linewidth=0.4,
             )
-            top = 100 * found[0] + np.nan_to_num(100 * found[1])
+            top = scale * found[0] + np.nan_to_num(scale * found[1])
             mark_bar(ax, audit, i, top, c.id, metric)  # † on a degenerate condition's fairness bar
             bar_band(ax, audit, i, c.id, metric, attr)  # the DEO bar's noise floor (report.noise)
         ax.set_xticks(

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from kdfair.metrics.table import METRICS, axis_label
 from kdfair.report.figstyle import NDS_STYLE, TEACHER_STYLE, Figure, new_figure, save_figure, series_style
 from kdfair.report.figstyle import temperature_axis as _temperature_axis
 from kdfair.report.health import fairness_mark, mark_points
@@ -38,11 +39,10 @@ def _mean_std(audit: AuditData, conds: list[Condition], metric: str, attribute: 
     return mean, np.nan_to_num(std)
 
 
-def metric_vs_temperature(
-    ax: Any, audit: AuditData, metric: str, attribute: str, scale: float, ylabel: str
-) -> bool:
-    """Plot ``metric`` (mean ± std over seeds) against T with teacher/NDS references; False when no DS
-    condition has the metric (a plot against temperature needs DS runs)."""
+def metric_vs_temperature(ax: Any, audit: AuditData, metric: str, attribute: str, ylabel: str) -> bool:
+    """Plot ``metric`` (mean ± std over seeds, in its METRICS display units) against T with teacher/NDS
+    references; False when no DS condition has the metric (a plot against temperature needs DS runs)."""
+    scale = METRICS[metric].scale
     series = ds_series(audit)
     drawn = banded = False
     for index, (label, conds) in enumerate(series):
@@ -120,7 +120,7 @@ def fig_significance(audit: AuditData, out_dir: Path) -> Figure | None:
     if keys:
         _plot_counts(axes[0, 0], audit, series, by_cond, keys)
     accuracy_ax = axes[0, -1]
-    metric_vs_temperature(accuracy_ax, audit, "accuracy", "", 100.0, "test accuracy (%)")
+    metric_vs_temperature(accuracy_ax, audit, "accuracy", "", axis_label("accuracy", direction=False))
     accuracy_ax.set_title("(b) test accuracy" if keys else "test accuracy")
     png, svg = save_figure(fig, out_dir, "fig3_significance_vs_temperature")
     missing = [
@@ -150,11 +150,13 @@ def fig_significance(audit: AuditData, out_dir: Path) -> Figure | None:
     )
 
 
-def _two_panel(audit: AuditData, out_dir: Path, name: str, panels: list[tuple[str, str, float, str]]):
+def _two_panel(audit: AuditData, out_dir: Path, name: str, panels: list[tuple[str, str]]):
+    """One panel per (metric, attribute), titled with the metric's axis label and direction (METRICS)."""
     fig, axes = new_figure(len(panels), 1, width=11, height=4.0)
     drawn = False
-    for ax, (metric, attribute, scale, ylabel) in zip(axes[0], panels, strict=True):
-        drawn |= metric_vs_temperature(ax, audit, metric, attribute, scale, ylabel)
+    for ax, (metric, attribute) in zip(axes[0], panels, strict=True):
+        ylabel = axis_label(metric)
+        drawn |= metric_vs_temperature(ax, audit, metric, attribute, ylabel)
         ax.set_title(ylabel)
     if not drawn:
         import matplotlib.pyplot as plt
@@ -174,10 +176,7 @@ def fig_group_fairness(audit: AuditData, out_dir: Path, attribute: str) -> Figur
         audit,
         out_dir,
         name,
-        [
-            ("eod", attribute, 100.0, "EOD (%), lower is fairer"),
-            ("dpd", attribute, 100.0, "DPD (%), lower is fairer"),
-        ],
+        [("eod", attribute), ("dpd", attribute)],
     )
     if paths is None:
         return None
@@ -204,10 +203,7 @@ def fig_individual_fairness(audit: AuditData, out_dir: Path) -> Figure | None:
         audit,
         out_dir,
         name,
-        [
-            ("individual_unfairness", "", 1.0, "individual unfairness, lower is fairer"),
-            ("consistency", "", 100.0, "consistency (%), higher is fairer"),
-        ],
+        [("individual_unfairness", ""), ("consistency", "")],
     )
     if paths is None:
         return None

@@ -18,17 +18,17 @@ import html
 from typing import Any
 
 from kdfair.degenerate import MARK
+from kdfair.metrics.table import METRICS
 from kdfair.report.load import AuditData
 
-# metric names (or prefixes) of fairness numbers: near 0 (or consistency near 100 %) for a constant predictor
-FAIRNESS_PREFIXES = ("dpd", "eod", "deo", "individual_unfairness", "consistency", "counterfactual")
-DELTA_MARK_METRICS = ("deo_mean", "deo_max")
 FIGURE_PREFIXES = ("fig4_", "fig6_", "fig7_", "fig9_")  # figures that draw fairness numbers
 
 
 def is_fairness_metric(metric: str) -> bool:
-    """True for the metrics a degenerate predictor makes look fair (:data:`FAIRNESS_PREFIXES`)."""
-    return metric.startswith(FAIRNESS_PREFIXES)
+    """True for the metrics a degenerate predictor makes look fair: near 0 (consistency near 100 %) for a
+    constant predictor; the ``kind`` "fairness" entries of :data:`kdfair.metrics.table.METRICS`."""
+    entry = METRICS.get(metric)
+    return entry is not None and entry.kind == "fairness"
 
 
 def degenerate_conditions(audit: AuditData) -> dict[str, dict[str, Any]]:

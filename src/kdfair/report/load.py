@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from kdfair.errors import KdfairError
+from kdfair.runfolder import AUDIT_JSON
 
-AUDIT_JSON = "audit.json"
 REQUIRED_FILES = (AUDIT_JSON, "summary.csv")
 OPTIONAL_CSVS = (
     "run_metrics.csv",

@@ -20,12 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from kdfair.metrics.table import METRICS
 from kdfair.report.load import AuditData
 from kdfair.report.tabular import Cell, Table, signed
 
 NOT_SIGNIFICANT = "n.s."
-NAMES = {"eod": "EOD", "dpd": "DPD", "deo_mean": "mean-DEO", "deo_max": "max-DEO"}
-TABLE_METRICS = ("eod", "dpd", "deo_mean", "deo_max")
+TABLE_METRICS = ("eod", "dpd", "deo_mean", "deo_max")  # rows of the noise tables: the paper's EOD first
+FLOOR_METRICS = ("eod", "dpd")  # Tables 2-3's floor columns
 
 
 def _row(audit: AuditData, condition: str, metric: str, attribute: str) -> Any | None:
@@ -63,7 +64,7 @@ def floor_columns(audit: AuditData) -> list[str]:
     summary = audit.table("noise_floor_summary")
     if summary is None or summary.empty:
         return []
-    return ["EOD floor (%)", "EOD p", "DPD floor (%)", "DPD p"]
+    return [f"{METRICS[m].column} {what}" for m in FLOOR_METRICS for what in ("floor (%)", "p")]
 
 
 def floor_cells(audit: AuditData, condition: str, attribute: str) -> list[Cell]:
@@ -71,7 +72,7 @@ def floor_cells(audit: AuditData, condition: str, attribute: str) -> list[Cell]:
     if not floor_columns(audit):
         return []
     cells: list[Cell] = []
-    for metric in ("eod", "dpd"):
+    for metric in FLOOR_METRICS:
         row = _row(audit, condition, metric, attribute)
         cells += [None, None] if row is None else [_percent(row["null_mean"]), p_text(row["p_value"])]
     return cells
@@ -111,7 +112,7 @@ def table_noise_floor(audit: AuditData, attribute: str) -> Table | None:
             value = _percent(row["mean"])
             rows.append(
                 [
-                    NAMES[metric],
+                    METRICS[metric].column,
                     labels[cond.id],
                     f"{value} {mark}".strip() if value else None,
                     _percent(row["null_mean"]),
@@ -156,7 +157,7 @@ def table_fairness_tests(audit: AuditData, attribute: str) -> Table | None:
         if rows:
             breaks.append(len(rows))
         for cond in audit.by_role("ds"):
-            cells: list[Cell] = [NAMES[metric], labels[cond.id]]
+            cells: list[Cell] = [METRICS[metric].column, labels[cond.id]]
             for comparison in ("nds_vs_ds", "teacher_vs_ds"):
                 hit = tests[
                     (tests["comparison"] == comparison)

@@ -1,33 +1,46 @@
 """Which audit folder the report reads (docs/report.md, "Input").
 
-Given an audit folder (it holds ``audit.json``), the report reads it. Given a runs folder (run folders with
-``run.json`` below it), the audit folder is ``<runs_dir>/audit``:
+Given an audit folder (it holds ``audit.json``), the report reads it. Given a runs folder (run folders below
+it, :mod:`kdfair.discovery`), the audit folder is ``<runs_dir>/audit``:
 
-- **up to date**: ``audit.json`` lists exactly the run folders found now, and is newer than each run's
-  ``run.json`` and ``predictions.npz`` and than ``<runs_dir>/representation.npz``. It is reused as it is, so
-  an audit made with ``kdfair audit --level 0.01 ...`` keeps its options.
+- **up to date**: ``audit.json`` lists exactly the run folders its options select now (every run folder
+  below ``runs_dir``, or its recorded ``run_dirs``), names every incomplete folder skipped now, and is newer
+  than each of those runs' input files (``run.json``, the predictions file -- npz, Parquet or CSV --,
+  ``counterfactual.npz``, ``epochs.csv``) and than the kNN representation it read. It is reused as it is,
+  so an audit made with ``kdfair audit --level 0.01 ...`` keeps its options.
 - **absent**: the runs are audited with ``kdfair audit``'s defaults into ``<runs_dir>/audit``.
-- **out of date**: the runs are audited again into ``<runs_dir>/audit`` with the options recorded in the old
-  ``audit.json`` (level, k, representation, AUROC mode, noise-floor permutations), so a custom ``--level``
-  is not lost.
+- **out of date**: the runs are audited again into ``<runs_dir>/audit`` by
+  :func:`kdfair.audit.engine.audit_runs` with the options recorded in the old ``audit.json`` ``options``,
+  read back as data (:class:`kdfair.audit.options.AuditOptions`), so a custom ``--level`` is not lost. An
+  ``audit.json`` of an older kdfair, without ``options``, gives what it records as data, the defaults for
+  the rest, and a note through ``log``.
 
-Which of the three happened is reported through ``log`` (by default one line on stderr).
+An incomplete run folder (a predictions file without ``run.json``, ``run.json`` without predictions, an
+unreadable folder) is an error naming it, as in ``kdfair audit``, unless ``skip_incomplete`` (``kdfair
+report --skip-incomplete``, or an audit made with ``kdfair audit --skip-incomplete``); each skipped folder
+is named through ``log``. Which of the three cases happened is reported through ``log`` (by default one
+line on stderr).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from kdfair.audit.health import EPOCHS_CSV  # read for convergence
+from kdfair.audit.options import AuditOptions
+from kdfair.counterfactual import COUNTERFACTUAL_NPZ
+from kdfair.discovery import RunFolders, SkippedRun
 from kdfair.errors import KdfairError
-from kdfair.report.load import AUDIT_JSON
+from kdfair.runfolder import AUDIT_FOLDER, AUDIT_JSON, PREDICTION_FILES, REPRESENTATION_NPZ, RUN_JSON
 
-AUDIT_FOLDER = "audit"  # <runs_dir>/audit, where `kdfair audit RUNS_DIR` writes by default
-RUN_INPUTS = ("run.json", "predictions.npz", "counterfactual.npz")  # what the audit reads from each run
-REPRESENTATION_NPZ = "representation.npz"
+# what the audit reads from each run folder: a change to any of them makes the audit out of date
+RUN_INPUTS = (RUN_JSON, *PREDICTION_FILES, COUNTERFACTUAL_NPZ, EPOCHS_CSV)
 
 Log = Callable[[str], None]
 
@@ -36,13 +49,27 @@ def _stderr(message: str) -> None:
     print(f"kdfair report: {message}", file=sys.stderr)
 
 
-def _run_dirs(root: Path) -> list[Path]:
-    return sorted(p.parent for p in root.rglob("run.json"))
+def _read_meta(audit_dir: Path) -> dict[str, Any]:
+    path = audit_dir / AUDIT_JSON
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise KdfairError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(meta, dict):
+        raise KdfairError(f"{path}: not a JSON object")
+    return meta
 
 
-def staleness(audit_dir: Path, root: Path, run_dirs: list[Path]) -> str | None:
-    """Why ``audit_dir`` does not describe the runs ``run_dirs`` under ``root`` (None: it is up to date)."""
-    meta = json.loads((audit_dir / AUDIT_JSON).read_text(encoding="utf-8"))
+def recorded_options(audit_dir: Path) -> tuple[AuditOptions, str | None]:
+    """The options ``audit_dir`` was made with, read back from its ``audit.json``, and a note when that
+    file predates the recorded ``options`` (:meth:`AuditOptions.from_audit_json`)."""
+    return AuditOptions.from_audit_json(_read_meta(audit_dir), str(audit_dir / AUDIT_JSON))
+
+
+def staleness(audit_dir: Path, root: Path, found: RunFolders, options: AuditOptions) -> str | None:
+    """Why ``audit_dir`` does not describe the runs ``found`` under ``root`` with ``options`` (None: it is up
+    to date; module docstring)."""
+    meta = _read_meta(audit_dir)
     recorded_root = Path(meta.get("runs_dir", root))
     try:
         recorded = {
@@ -52,67 +79,74 @@ def staleness(audit_dir: Path, root: Path, run_dirs: list[Path]) -> str | None:
         }
     except ValueError:
         return "its run folders are not below its runs folder"
-    found = {d.relative_to(root) for d in run_dirs}
-    added, removed = len(found - recorded), len(recorded - found)
+    now = {d.relative_to(root) for d in found.run_dirs}
+    added, removed = len(now - recorded), len(recorded - now)
     if added or removed:
         return f"{added} run folder(s) added and {removed} removed since the audit"
+    named = {
+        _relative(Path(s["folder"]), recorded_root)
+        for s in meta.get("skipped_runs") or []
+        if isinstance(s, dict) and "folder" in s
+    }
+    unnamed = [s.folder for s in found.skipped if _relative(s.folder, root) not in named]
+    if unnamed:
+        return f"{len(unnamed)} incomplete run folder(s) it does not name, e.g. {unnamed[0]}"
     audited = (audit_dir / AUDIT_JSON).stat().st_mtime
-    inputs = [d / name for d in run_dirs for name in RUN_INPUTS] + [root / REPRESENTATION_NPZ]
+    inputs = [d / name for d in found.run_dirs for name in RUN_INPUTS] + [root / REPRESENTATION_NPZ]
+    if options.representation not in ("auto", "teacher", "input", "none"):
+        inputs.append(Path(options.representation))  # an npz given by path
     newer = [p for p in inputs if p.is_file() and p.stat().st_mtime > audited]
     if newer:
         return f"{len(newer)} input file(s) changed since the audit, e.g. {newer[0]}"
     return None
 
 
-def recorded_options(audit_dir: Path, root: Path) -> dict[str, Any]:
-    """The ``audit_runs`` options an audit folder was made with, as far as ``audit.json`` records them."""
-    meta = json.loads((audit_dir / AUDIT_JSON).read_text(encoding="utf-8"))
-    fairness = meta.get("individual_fairness") or {}
-    described = str(fairness.get("representation", "auto"))
-    if described == "none" or described.startswith("teacher features"):
-        representation = described.split(" ")[0]
-    elif (
-        described == str(Path(meta.get("runs_dir", root)) / REPRESENTATION_NPZ)
-        or not Path(described).is_file()
-    ):
-        representation = "auto"
-    else:
-        representation = described
-    representation = str(fairness.get("option", representation))  # as asked for (audits since the twins)
-    return {
-        "level": float(meta.get("level", 0.05)),
-        "k": int(fairness.get("k", 5)),
-        "representation": representation,
-        "auroc": str((meta.get("auroc") or {}).get("mode", "auto")),
-        # B of the noise floor (kdfair.audit.noise), when the audit recorded one
-        **{k: int(v) for k, v in (meta.get("noise_floor") or {}).items() if k == "permutations"},
-    }
-
-
-def _audit(root: Path, audit_dir: Path, options: dict[str, Any]) -> None:
+def _relative(folder: Path, root: Path) -> Path:
+    """``folder`` relative to ``root`` when below it (a moved runs folder keeps its names), else as is."""
     try:
-        from kdfair.audit.engine import audit_runs, write_audit
-    except ImportError as exc:  # the audit engine is a separate module
-        raise KdfairError(
-            f"{root}: a runs folder needs the audit engine (kdfair.audit.engine): {exc}"
-        ) from exc
-    write_audit(audit_runs(root, **options), audit_dir)
+        return folder.relative_to(root)
+    except ValueError:
+        return folder
 
 
-def resolve_audit_dir(audit_or_runs_dir: str | Path, log: Log | None = None) -> Path:
+def _holds_runs(root: Path) -> bool:
+    """Whether some folder below ``root`` holds ``run.json`` or a predictions file (a runs folder)."""
+    wanted = {RUN_JSON, *PREDICTION_FILES}
+    return any(wanted.intersection(files) for _, _, files in os.walk(root))
+
+
+def _audit(root: Path, audit_dir: Path, options: AuditOptions, log: Log) -> None:
+    """``audit_runs(root, **options)`` written into ``audit_dir``; each skipped folder named in ``log``."""
+    from kdfair.audit.engine import audit_runs  # torch (the kNN graph): only when a runs folder is audited
+    from kdfair.audit.write import write_audit
+
+    result = audit_runs(root, **options.as_dict())
+    write_audit(result, audit_dir)
+    _log_skipped([SkippedRun(Path(s["folder"]), s["reason"]) for s in result.info["skipped_runs"]], log)
+
+
+def _log_skipped(skipped: list[SkippedRun], log: Log) -> None:
+    for entry in skipped:
+        log(f"skipped incomplete run folder {entry.folder}: {entry.reason}")
+
+
+def resolve_audit_dir(
+    audit_or_runs_dir: str | Path, log: Log | None = None, *, skip_incomplete: bool = False
+) -> Path:
     """The audit folder to report for an audit folder or a runs folder (module docstring); a runs folder's
     audit is reused when up to date, else written into ``<runs_dir>/audit``. ``log`` gets one line saying
-    which audit is used (default: printed on stderr)."""
+    which audit is used, a note for an ``audit.json`` without recorded options, and one line per skipped
+    incomplete folder (default: printed on stderr). ``skip_incomplete``: skip incomplete run folders by name
+    instead of failing (also when the audit recorded it)."""
     log = _stderr if log is None else log
     root = Path(audit_or_runs_dir)
     if (root / AUDIT_JSON).is_file():
         return root
     if not root.is_dir():
         raise KdfairError(f"{root}: no such folder")
-    run_dirs = _run_dirs(root)
-    if not run_dirs:
+    if not _holds_runs(root):
         raise KdfairError(
-            f"{root}: neither an audit folder (no {AUDIT_JSON}) nor a runs folder (no run.json)"
+            f"{root}: neither an audit folder (no {AUDIT_JSON}) nor a runs folder (no {RUN_JSON})"
         )
     audit_dir = root / AUDIT_FOLDER
     if not (audit_dir / AUDIT_JSON).is_file():
@@ -120,15 +154,25 @@ def resolve_audit_dir(audit_or_runs_dir: str | Path, log: Log | None = None) -> 
             raise KdfairError(
                 f"{audit_dir} exists but is not an audit folder (no {AUDIT_JSON}); move it away"
             )
-        log(f"auditing the {len(run_dirs)} runs in {root} into {audit_dir} (kdfair audit's defaults)")
-        _audit(root, audit_dir, {})
+        options = AuditOptions(skip_incomplete=skip_incomplete)
+        found = options.find_runs(root)  # an incomplete folder is an error before anything is written
+        log(f"auditing the {len(found.run_dirs)} runs in {root} into {audit_dir} (kdfair audit's defaults)")
+        _audit(root, audit_dir, options, log)
         return audit_dir
-    reason = staleness(audit_dir, root, run_dirs)
+    options, note = recorded_options(audit_dir)
+    if note is not None:
+        log(note)
+    if skip_incomplete:
+        options = replace(options, skip_incomplete=True)
+    found = options.find_runs(root)
+    reason = staleness(audit_dir, root, found, options)
     if reason is None:
-        log(f"using the existing audit {audit_dir} (up to date with the {len(run_dirs)} runs)")
+        log(f"using the existing audit {audit_dir} (up to date with the {len(found.run_dirs)} runs)")
+        _log_skipped(found.skipped, log)
         return audit_dir
-    options = recorded_options(audit_dir, root)
-    shown = ", ".join(f"{k} {v}" for k, v in options.items())
+    shown = ", ".join(f"{k} {v}" for k, v in options.as_dict().items() if k != "run_dirs")
+    if options.run_dirs is not None:
+        shown += f", the {len(options.run_dirs)} run folders it audited"
     log(f"{audit_dir} is out of date ({reason}); auditing the runs again into it with its options ({shown})")
-    _audit(root, audit_dir, options)
+    _audit(root, audit_dir, options, log)
     return audit_dir

@@ -1,10 +1,10 @@
 """The report's tables, built from an audit folder (SPEC §8; paper 002 Tables 1-4, BIRD 004 Tables 1-6).
 
 Every table has one row per condition in the paper's order (Teacher, NDS, DS by temperature; DS grouped by
-method and alpha), label columns ``Model`` [``Method``] ``T`` [``α``], and mean ± std over seeds. Accuracy,
-fairness, AUROC, F1 and consistency are shown in percent with 2 decimals; individual unfairness
-(unitless) with
-4 decimals. Formatting rules: :mod:`kdfair.report.tabular` and docs/report.md.
+method and alpha), label columns ``Model`` [``Method``] ``T`` [``α``], and mean ± std over seeds. Each
+metric's column label, unit and decimals come from its entry in :data:`kdfair.metrics.table.METRICS`:
+percent with 2 decimals (accuracy, fairness, AUROC, F1, consistency), or as is with 4 decimals (individual
+and counterfactual unfairness). Formatting rules: :mod:`kdfair.report.tabular` and docs/report.md.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from kdfair.metrics.table import METRICS, column_label
 from kdfair.report.health import fairness_mark
 from kdfair.report.load import AuditData, Condition
 from kdfair.report.noise import floor_cells, floor_columns, noise_mark
@@ -60,16 +61,17 @@ def group_breaks(conditions: list[Condition]) -> list[int]:
     return breaks
 
 
-def stat_cell(audit: AuditData, cond: str, metric: str, attribute: str = "", scale: float = 100.0) -> Cell:
-    """``Stat`` of one summary row in display units (``scale`` 100 = percent), None when absent; a fairness
-    number of a degenerate condition carries the mark ``†`` (:mod:`kdfair.report.health`), one within its
-    noise floor ``n.s.`` (:mod:`kdfair.report.noise`)."""
+def stat_cell(audit: AuditData, cond: str, metric: str, attribute: str = "") -> Cell:
+    """``Stat`` of one summary row in the metric's display units and decimals (its METRICS entry), None when
+    absent; a fairness number of a degenerate condition carries the mark ``†`` (:mod:`kdfair.report.health`),
+    one within its noise floor ``n.s.`` (:mod:`kdfair.report.noise`)."""
     found = audit.stat(cond, metric, attribute)
     if found is None:
         return None
     mean, std, _ = found
+    entry = METRICS[metric]
     marks = (fairness_mark(audit, cond, metric), noise_mark(audit, cond, metric, attribute))
-    return Stat(mean * scale, std * scale, 2 if scale == 100.0 else 4, " ".join(m for m in marks if m))
+    return Stat(mean * entry.scale, std * entry.scale, entry.decimals, " ".join(m for m in marks if m))
 
 
 def _n_seeds(audit: AuditData, cond: Condition) -> int:
@@ -105,7 +107,7 @@ def table_accuracy_counts(audit: AuditData) -> Table:
         name="table1_accuracy_significance",
         title="Table 1: Class-wise bias and distillation",
         caption="Test accuracy (%) and the number of significantly affected classes per condition.",
-        columns=names + ["Seeds", "Test Acc. (%)"] + count_cols,
+        columns=names + ["Seeds", column_label("accuracy")] + count_cols,
         rows=rows,
         notes=notes,
         breaks=group_breaks(audit.conditions),
@@ -148,12 +150,10 @@ def table_group_fairness(audit: AuditData, attribute: str) -> Table | None:
     if not (audit.has_metric("eod", attribute) or audit.has_metric("dpd", attribute)):
         return None
     names, cells = label_columns(audit)
+    shown = (("accuracy", ""), ("eod", attribute), ("dpd", attribute))
     rows = [
         cells(c)
-        + [
-            stat_cell(audit, c.id, m, a)
-            for m, a in (("accuracy", ""), ("eod", attribute), ("dpd", attribute))
-        ]
+        + [stat_cell(audit, c.id, m, a) for m, a in shown]
         + floor_cells(audit, c.id, attribute)  # noise floor and p of EOD and DPD (report.noise)
         for c in audit.conditions
     ]
@@ -163,7 +163,7 @@ def table_group_fairness(audit: AuditData, attribute: str) -> Table | None:
         caption="Test accuracy, equalized odds difference (EOD) and demographic parity difference "
         "(DPD), in %; "
         "lower EOD and DPD is fairer.",
-        columns=names + ["Test Acc. (%)", "EOD (%)", "DPD (%)"] + floor_columns(audit),
+        columns=names + [column_label(m) for m, _ in shown] + floor_columns(audit),
         rows=rows,
         notes=[STD_NOTE, "Multi-class tasks: one-vs-rest per class, averaged over classes (SPEC §5)."],
         breaks=group_breaks(audit.conditions),
@@ -178,18 +178,15 @@ def table_individual_fairness(audit: AuditData) -> Table | None:
     from kdfair.report.counterfactual import knn_notes  # imports this module
 
     names, cells = label_columns(audit)
-    rows = [
-        cells(c)
-        + [stat_cell(audit, c.id, "individual_unfairness", scale=1.0), stat_cell(audit, c.id, "consistency")]
-        for c in audit.conditions
-    ]
+    shown = ("individual_unfairness", "consistency")
+    rows = [cells(c) + [stat_cell(audit, c.id, m) for m in shown] for c in audit.conditions]
     return Table(
         name="table4_individual_fairness",
         title="Table 4: Individual fairness",
         caption="Individual unfairness (mean total variation between a sample's and its neighbours' "
         "predicted "
         "probabilities per normalised distance; lower is fairer) and consistency (%; higher is fairer).",
-        columns=names + ["Individual unfairness", "Consistency (%)"],
+        columns=names + [column_label(m) for m in shown],
         rows=rows,
         notes=[STD_NOTE, *knn_notes(audit)],  # the pairs' space (the teacher's?) and what they share
         breaks=group_breaks(audit.conditions),

@@ -1,29 +1,19 @@
 """BIRD-style tables (paper 004): AUROC, F1, mean-DEO and max-DEO per method, and the teacher-vs-student
-comparison of its Table 6 ("the student inherits the teacher's unfairness"); plus :func:`build_tables`.
+comparison of its Table 6 ("the student inherits the teacher's unfairness").
 
 All four metrics in percent, mean ± std over seeds; conditions are grouped by method (teacher and NDS first).
 """
 
 from __future__ import annotations
 
-from kdfair.degenerate import MARK
-from kdfair.report.counterfactual import table_counterfactual
-from kdfair.report.health import fairness_mark, table_notes
+from kdfair.metrics.table import METRICS, column_label
+from kdfair.report.health import fairness_mark
 from kdfair.report.load import AuditData, Condition
-from kdfair.report.noise import NOT_SIGNIFICANT, floor_note, table_fairness_tests, table_noise_floor
-from kdfair.report.tables import (
-    STD_NOTE,
-    _slug,
-    model_names,
-    stat_cell,
-    table_accuracy_counts,
-    table_group_fairness,
-    table_individual_fairness,
-)
-from kdfair.report.tabular import Cell, Table, cell_text, signed
+from kdfair.report.tables import STD_NOTE, _slug, model_names, stat_cell
+from kdfair.report.tabular import Cell, Table, signed
 
-BIRD_METRICS = (("auroc", "AUROC (%)", False), ("f1", "F1 (%)", False))
-DEO_METRICS = (("deo_mean", "mean-DEO (%)", True), ("deo_max", "max-DEO (%)", True))
+PERFORMANCE_METRICS = ("auroc", "f1")  # BIRD's columns without an attribute
+DEO_METRICS = ("deo_mean", "deo_max")  # and per attribute
 
 
 def by_method(audit: AuditData) -> list[Condition]:
@@ -50,9 +40,9 @@ def _label(cond: Condition) -> list[Cell]:
 
 def _metrics(audit: AuditData, attribute: str) -> list[tuple[str, str, str]]:
     """(metric, column, attribute) of the metrics present for ``attribute`` (AUROC/F1 have no attribute)."""
-    found = [(m, col, "") for m, col, _ in BIRD_METRICS if audit.has_metric(m)]
+    found = [(m, column_label(m), "") for m in PERFORMANCE_METRICS if audit.has_metric(m)]
     if attribute:
-        found += [(m, col, attribute) for m, col, _ in DEO_METRICS if audit.has_metric(m, attribute)]
+        found += [(m, column_label(m), attribute) for m in DEO_METRICS if audit.has_metric(m, attribute)]
     return found
 
 
@@ -88,7 +78,7 @@ def _delta(audit: AuditData, cond: str, ref: str, metric: str, attribute: str) -
 def table_inheritance(audit: AuditData, attribute: str) -> Table | None:
     """BIRD Table 6 shape: teacher, NDS and each DS side by side, with the DEO change against the NDS."""
     teachers, students = audit.by_role("teacher"), audit.by_role("nds")
-    if not (teachers and students and audit.has_metric("deo_mean", attribute)):
+    if not (teachers and students and audit.has_metric(DEO_METRICS[0], attribute)):
         return None
     teacher_name, student_name = model_names(audit)
     nds = students[0].id
@@ -102,7 +92,7 @@ def table_inheritance(audit: AuditData, attribute: str) -> Table | None:
         else:
             label = [teacher_name, student_name, f"{cond.method} T={cond.temperature:g} α={cond.alpha:g}"]
         stats = [stat_cell(audit, cond.id, m, a) for m, _, a in metrics]
-        deltas = [_delta(audit, cond.id, nds, m, attribute) for m in ("deo_mean", "deo_max")]
+        deltas = [_delta(audit, cond.id, nds, m, attribute) for m in DEO_METRICS]
         rows.append(label + stats + ([None, None] if cond.role == "nds" else deltas))
     return Table(
         name=f"bird_inheritance_{_slug(attribute)}",
@@ -111,51 +101,9 @@ def table_inheritance(audit: AuditData, attribute: str) -> Table | None:
         "the NDS; Δ columns: change in mean-DEO / max-DEO against the NDS, in percentage points (pp).",
         columns=["Teacher", "Student", "Training"]
         + [col for _, col, _ in metrics]
-        + ["Δ mean-DEO vs NDS (pp)", "Δ max-DEO vs NDS (pp)"],
+        + [f"Δ {METRICS[m].column} vs NDS (pp)" for m in DEO_METRICS],
         rows=rows,
         notes=[STD_NOTE, "A positive Δ means the model is less fair than the NDS (BIRD Table 6)."],
         breaks=[1, 2] if len(rows) > 2 else [1],
         n_label_columns=3,
     )
-
-
-def build_tables(audit: AuditData) -> tuple[list[Table], list[str]]:
-    """Every table the audit supports, in report order, and a note for each table left out."""
-    tables: list[Table] = [table_accuracy_counts(audit)]
-    omitted: list[str] = []
-    attributes = audit.attributes
-    if not attributes:
-        omitted.append("Group fairness tables (Tables 2-3) omitted: the audit has no protected attributes.")
-    for attribute in attributes:
-        _add(
-            tables, omitted, table_group_fairness(audit, attribute), f"Table 2 for '{attribute}' (no EOD/DPD)"
-        )
-    _add(tables, omitted, table_individual_fairness(audit), "Table 4 (no individual fairness metrics)")
-    _add(tables, omitted, table_counterfactual(audit), "Counterfactual Table 4 (no counterfactual.npz)")
-    for attribute in attributes or [""]:
-        _add(
-            tables, omitted, table_bird(audit, attribute), f"BIRD table for '{attribute or '-'}' (no metrics)"
-        )
-    for attribute in attributes:
-        _add(
-            tables,
-            omitted,
-            table_inheritance(audit, attribute),
-            f"Teacher vs student table for '{attribute}' (needs teacher, NDS and mean-DEO)",
-        )
-    for attribute in attributes:  # the noise floor and the between-condition tests (kdfair.report.noise)
-        _add(tables, omitted, table_noise_floor(audit, attribute), f"Noise floor table for '{attribute}'")
-        _add(tables, omitted, table_fairness_tests(audit, attribute), f"Fairness tests for '{attribute}'")
-    for table in tables:  # the n.s. note where a value is within its noise floor or floors are shown
-        marked = any(NOT_SIGNIFICANT in cell_text(c) for row in table.rows for c in row)
-        table.notes += floor_note(audit) if marked or "EOD p" in table.columns else []
-    for table in tables:  # degenerate (†) and convergence notes (kdfair.report.health)
-        table.notes += table_notes(audit, any(MARK in cell_text(c) for row in table.rows for c in row))
-    return tables, omitted
-
-
-def _add(tables: list[Table], omitted: list[str], table: Table | None, what: str) -> None:
-    if table is None:
-        omitted.append(f"{what} omitted: its inputs are absent from the audit.")
-    else:
-        tables.append(table)

@@ -7,7 +7,6 @@ imported here, lazily, because they import torch.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +53,11 @@ def check_path(path: str | None, where: str) -> None:
 def check_data(data: DataConfig, where: str, *, files: bool = True) -> None:
     """``data.name`` is registered, its options validate, and the files its loader needs exist.
 
-    Nothing is loaded. The files are those the loader opens for these options (:func:`required_files`), so a
-    renamed file (CelebA's ``attr_file``, HateXplain's ``dataset_file``) or an optional one (SVHN's
-    ``extra``, HateXplain's ``train_jsonl``) is checked under its configured name. A file may sit in
-    ``root`` or in its listed sub-folder. Patterns (``train/<wnid>/*.JPEG``) are left to the loader.
+    Nothing is loaded. The files are those the loader says it opens for these options (the registry's
+    ``DatasetSpec.files_for``, owned by each loader module), so a renamed file (CelebA's ``attr_file``,
+    HateXplain's ``dataset_file``) or an optional one (SVHN's ``extra``, HateXplain's ``train_jsonl``) is
+    checked under its configured name. A file may sit in ``root`` or in its listed sub-folder. Patterns
+    (``train/<wnid>/*.JPEG``) are left to the loader.
     """
     from kdfair.data.common import missing_data_error
     from kdfair.data.registry import dataset_spec, parse_dataset_options
@@ -76,67 +76,16 @@ def check_data(data: DataConfig, where: str, *, files: bool = True) -> None:
     if root is None or not root.is_dir():
         error = missing_data_error(data.name, spec.expected_files, root, spec.download_hint)
         raise type(error)(f"{where}.root: {error}")
-    missing = [f for f in required_files(data.name, options, spec.expected_files) if not _exists(root, f)]
+    missing = [f for f in required_files(spec, options) if not _exists(root, f)]
     if missing:
         error = missing_data_error(data.name, missing, root, spec.download_hint)
         raise type(error)(f"{where}.root: {error}")
 
 
-def _cifar10_files() -> list[str]:
-    from kdfair.data.cifar import CIFAR10_DIR, CIFAR10_FILES
-
-    return [f"{CIFAR10_DIR}/{f}" for f in CIFAR10_FILES]
-
-
-def _jpeg_folders() -> list[str]:
-    from kdfair.data.folders import CIFAR10_JPEG_DIR
-
-    return [f"{CIFAR10_JPEG_DIR}/train/", f"{CIFAR10_JPEG_DIR}/test/"]
-
-
-def _svhn(options: Any) -> list[str]:
-    from kdfair.data.cifar import SVHN_FILES
-
-    return SVHN_FILES + (["extra_32x32.mat"] if options.extra else [])
-
-
-def _tiny_imagenet(options: Any) -> list[str]:
-    from kdfair.data.folders import TINY_DIR
-
-    return [f"{TINY_DIR}/{f}" for f in ("wnids.txt", "val/val_annotations.txt", "val/images/", "train/")]
-
-
-def _hatexplain(options: Any) -> list[str]:
-    needed = [options.dataset_file, options.divisions_file]
-    if options.train_jsonl is not None:
-        needed.append(options.train_jsonl)  # relative to root, or absolute
-    if options.tokenizer_path is not None:
-        needed.append(str(Path(options.tokenizer_path).expanduser().absolute()))  # relative to the cwd
-    return needed
-
-
-# data set -> the files its loader opens for given (parsed) options, relative to root; each mirrors the
-# loader's own checks in kdfair.data. A data set not listed uses its registry's expected_files.
-_REQUIRED: dict[str, Callable[[Any], list[str]]] = {
-    "celeba": lambda o: (
-        [o.attr_file] if o.attributes_only else [o.attr_file, o.partition_file, f"{o.image_dir}/"]
-    ),
-    "hatexplain": _hatexplain,
-    "svhn": _svhn,
-    "cifar10s": lambda o: _cifar10_files() if o.source == "cifar10" else _jpeg_folders(),
-    "cifar10_jpeg": lambda o: _jpeg_folders(),
-    "image_folder": lambda o: ["train/", "test/"],
-    "tiny_imagenet": _tiny_imagenet,
-    "imagenet": lambda o: ["train/", "val/"],
-}
-
-
-def required_files(name: str, options: Any, expected: list[str]) -> list[str]:
-    """The files data set ``name``'s loader needs for parsed ``options`` (paths relative to root, or
-    absolute); ``expected`` (the registry's list) for data sets without a rule, patterns left out."""
-    rule = _REQUIRED.get(name)
-    needed = rule(options) if rule is not None else expected
-    return [entry for entry in needed if _plain(entry)]
+def required_files(spec: Any, options: Any) -> list[str]:
+    """The files data set ``spec``'s loader opens for parsed ``options`` (its ``files_for``: paths relative to
+    root, or absolute), patterns and prose left out."""
+    return [entry for entry in spec.files_for(options) if _plain(entry)]
 
 
 def _plain(entry: str) -> bool:

@@ -6,8 +6,10 @@ unfinished and its error, its dependents are skipped, and every other unit still
 failure into a non-zero exit.
 
 Local workers are spawned processes (``spawn``: safe with torch and CUDA); each sets torch's intra-op threads
-to ``max(1, cores // workers)`` and, on a GPU machine, sees one GPU (worker ``i`` gets GPU ``i mod #GPUs``
-through ``CUDA_VISIBLE_DEVICES``). Ray tasks run the same function on a local Ray instance or a cluster.
+to ``max(1, cores // workers)`` and, on a GPU machine, sees one GPU through ``CUDA_VISIBLE_DEVICES``: an
+entry of this process's own mask when it has one, else index ``i mod #GPUs``
+(:func:`kdfair.sweep.worker.worker_gpu_masks`). Ray tasks run the same function
+(:func:`kdfair.sweep.worker.run_unit`) on a local Ray instance or a cluster.
 
 Progress: every unit logs a start line and a finish line (``[5/6] finished ds_s0 in 12.3 s (5/6 units done,
 40 s elapsed)``). How the rest looks depends on where stderr goes (:func:`progress_style`):
@@ -37,6 +39,13 @@ from tqdm.auto import tqdm
 
 from kdfair.errors import ConfigError
 from kdfair.sweep.expand import Unit
+from kdfair.sweep.worker import (
+    VISIBLE_DEVICES,
+    gpu_count,
+    run_unit,
+    threads_per_worker,
+    worker_gpu_masks,
+)
 
 Log = Callable[[str], None]
 ExecutorName = Literal["serial", "local", "ray"]
@@ -70,34 +79,6 @@ class UnitResult:
     @property
     def ok(self) -> bool:
         return self.status in ("done", "skipped")
-
-
-def available_cores() -> int:
-    """CPU cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def threads_per_worker(workers: int) -> int:
-    """torch intra-op threads of each of ``workers`` workers: ``max(1, cores // workers)``."""
-    return max(1, available_cores() // max(1, workers))
-
-
-def run_unit(unit: Unit, device: str | None, threads: int | None, progress: bool | str) -> list[str]:
-    """Train one unit with :func:`kdfair.train.runner.execute`; returns its run folders (as strings).
-
-    ``progress``: True (a bar per epoch), ``"lines"`` (a stdout line per epoch) or False.
-    """
-    import torch
-
-    from kdfair.train.runner import execute
-
-    if threads is not None:
-        torch.set_num_threads(threads)
-    paths = execute(list(unit.runs), unit.sweep_dir, device=device, progress=progress)
-    return [str(p) for p in paths]
 
 
 class Backend(Protocol):
@@ -367,10 +348,10 @@ class _LocalBackend:
         self.progress = progress
         self.threads = threads_per_worker(workers)
         context = mp.get_context("spawn")
-        gpus = _gpu_count() if device in (None, "cuda") else 0
+        gpus = gpu_count() if device in (None, "cuda") else 0
         slots = context.Queue()
-        for index in range(workers):
-            slots.put(str(index % gpus) if gpus else None)
+        for mask in worker_gpu_masks(workers, gpus, os.environ.get(VISIBLE_DEVICES)):
+            slots.put(mask)
         self.pool = ProcessPoolExecutor(
             workers, mp_context=context, initializer=_init_worker, initargs=(slots,)
         )
@@ -401,10 +382,4 @@ def _init_worker(slots: Any) -> None:
     """Pin this worker to its GPU (if any) before torch initialises CUDA."""
     gpu = slots.get()
     if gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
-
-
-def _gpu_count() -> int:
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+        os.environ[VISIBLE_DEVICES] = gpu

@@ -1,4 +1,4 @@
-"""The Ray executor: each unit is a Ray remote task running :func:`kdfair.sweep.executors.run_unit`.
+"""The Ray executor: each unit is a Ray remote task running :func:`kdfair.sweep.worker.run_unit`.
 
 ``address`` joins a running cluster (``ray.init(address)``, e.g. ``"auto"`` or ``"ray://host:10001"``);
 without it a local instance starts with ``workers`` CPUs and no dashboard. Each task asks for
@@ -16,8 +16,8 @@ import os
 from typing import Any
 
 from kdfair.errors import ConfigError
-from kdfair.sweep.executors import run_unit, threads_per_worker
 from kdfair.sweep.expand import Unit
+from kdfair.sweep.worker import run_unit, threads_per_worker
 
 OFFLINE_ENV = {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 

@@ -76,7 +76,10 @@ class TrainConfig(_Strict):
     sampler: Literal["random", "balanced"] = "random"  # balanced: MFD's (class, group) balanced batches
     meta_fraction: float = Field(0.1, gt=0, lt=1)  # share of train held out as meta split (BIRD)
     teacher_cache: Literal["auto", "on", "off"] = "auto"  # auto: cache teacher outputs when augment is off
-    deterministic: bool = True  # torch.use_deterministic_algorithms (warn_only) for bit-exact CPU runs
+    # torch.use_deterministic_algorithms: true (warn on an op without a deterministic kernel), "strict" (raise
+    # instead), false (off; cudnn.benchmark on CUDA). CPU runs are bit-exact with true; on CUDA see
+    # docs/sweeps.md "Determinism" (kdfair.train.device.deterministic_threads)
+    deterministic: bool | Literal["strict"] = True
     # DS students of one lockstep unit with the same architecture (LeNet-5, CIFAR ResNets) and method (kd,
     # ce) train as one fused model; each keeps its own optimiser, checkpoint and folder (kdfair.train.fused).
     # Results equal unfused training within float32 round-off, not bit for bit. Off: today's plain loop

@@ -21,7 +21,9 @@ is silent.
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -34,43 +36,14 @@ from kdfair.io import crash_point, say
 from kdfair.methods.base import Batch, MetaSource, Method, TeacherOutput
 from kdfair.models.base import KDModel
 from kdfair.train.augment import InputPipeline
-from kdfair.train.device import Runtime
+from kdfair.train.batches import BatchPlan, prefetched, shard_batch
+from kdfair.train.device import Runtime, resumed_cuda_rng_state
 from kdfair.train.fused import FusedGroup, plan_fusion
 from kdfair.train.rundir import RunFolder
-from kdfair.train.sampling import (
-    STREAM_AUGMENT,
-    MetaBatches,
-    balanced_batches,
-    random_batches,
-    torch_seed_for,
-)
+from kdfair.train.sampling import STREAM_AUGMENT, MetaBatches, torch_seed_for
 from kdfair.train.teacher import Teacher
 
 STEP_LINE_SECONDS = 60.0  # "lines" progress: at most one line a minute within an epoch (and one at its end)
-
-
-@dataclass(frozen=True)
-class BatchPlan:
-    """Which train positions a student samples and how; students with equal plans share every batch."""
-
-    positions: np.ndarray  # int64 positions in the train split (all of it, or train minus meta)
-    batch_size: int
-    seed: int
-    groups: np.ndarray | None = None  # balanced sampler: group codes at ``positions``; None = random
-    labels: np.ndarray | None = None
-
-    def key(self) -> tuple[Any, ...]:
-        groups = None if self.groups is None else self.groups.tobytes()
-        return (self.positions.tobytes(), self.batch_size, self.seed, groups)
-
-    def batches(self, epoch: int) -> list[np.ndarray]:
-        """The epoch's batches as positions in the train split."""
-        if self.groups is None:
-            local = random_batches(len(self.positions), self.batch_size, seed=self.seed, epoch=epoch)
-        else:
-            assert self.labels is not None
-            local = balanced_batches(self.labels, self.groups, self.batch_size, seed=self.seed, epoch=epoch)
-        return [self.positions[b] for b in local]
 
 
 @dataclass
@@ -94,7 +67,7 @@ class Student:
     next_epoch: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     max_steps: int | None = None
-    sync_grads: Any = None  # DDP: callable all-reducing the method's gradients
+    sync_grads: Any = None  # DDP: a kdfair.train.ddp.GradientAverage (its ``weight``: this rank's share)
     recorder: LogitRecorder | None = None  # last classifier output, for the train accuracy
 
     def state(self) -> dict[str, Any]:
@@ -111,13 +84,16 @@ class Student:
             "history": self.history,
         }
 
-    def restore(self, state: dict[str, Any]) -> None:
+    def restore(self, state: dict[str, Any], device: torch.device, seed: int) -> None:
+        """Continue from a checkpoint ``state``, on ``device`` (which may differ from the one that wrote it;
+        see :func:`resumed_cuda_rng_state`); ``seed``: the run's seed."""
         self.model.load_state_dict(state["model"])
         self.method.load_state_dict(state["method"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.rng_state, self.cuda_rng_state = state["rng"], state["cuda_rng"]
         self.next_epoch, self.history = int(state["epoch"]), list(state["history"])
+        self.rng_state = state["rng"]
+        self.cuda_rng_state = resumed_cuda_rng_state(state.get("cuda_rng"), device, seed, self.next_epoch)
 
 
 class LogitRecorder:
@@ -146,6 +122,9 @@ class EpochContext:
     progress: bool | Literal["lines"] = True  # True: a tqdm bar; "lines": a stdout line per epoch; False: off
     shard: tuple[int, int] = (0, 1)  # (rank, world size): each rank takes batch[rank::world]
     fuse_students: bool = False  # train.fuse_students: fusable students train as one model (train.fused)
+    # build the next batch on a worker thread while this one trains (CUDA: lazy reads, host gathers and
+    # copies overlap the GPU's work); the batches are the same either way
+    prefetch: bool = False
 
 
 def train_epochs(students: list[Student], ctx: EpochContext) -> None:
@@ -179,9 +158,8 @@ def _run_epoch(students: list[Student], epoch: int, ctx: EpochContext, fused: li
     show_bar = ctx.progress is True
     next_line = start + STEP_LINE_SECONDS  # "lines": a line within an epoch that lasts longer than this
     bar = tqdm(batches, desc=f"epoch {epoch + 1} {names}", disable=not show_bar, leave=False)
-    for step, positions in enumerate(bar):
-        batch, images = _make_batch(positions, generator, ctx)
-        _step_all(students, groups, plain, recorders, batch, ctx)
+    for step, (batch, images, weight) in enumerate(_batches(bar, generator, ctx)):
+        _step_all(students, groups, plain, recorders, batch, ctx, weight)
         if show_bar and step % 10 == 0:  # the only per-step sync, and only with a progress bar
             elapsed = time.perf_counter() - start
             loss, accuracy = sums[0].means()[:2]
@@ -269,13 +247,17 @@ def _step_all(
     recorders: list[LogitRecorder],
     batch: Batch,
     ctx: EpochContext,
+    weight: float = 1.0,
 ) -> None:
-    """One step of every student on ``batch``: one teacher pass, then each fused group, then the others."""
+    """One step of every student on ``batch``: one teacher pass, then each fused group, then the others.
+
+    ``weight``: this rank's share of the batch's gradient under DDP (:func:`_make_batch`); 1 otherwise.
+    """
     live, cached = _teacher_outputs(students, batch, ctx)
     for group in groups:
         group.step(batch, live, cached, ctx.runtime)
     for (s, acc), rec in zip(plain, recorders, strict=True):
-        _student_step(s, batch, live if s.live_teacher else cached, ctx, rec, acc)
+        _student_step(s, batch, live if s.live_teacher else cached, ctx, rec, acc, weight)
 
 
 def _fused_groups(
@@ -301,22 +283,21 @@ def _num_classes(model: KDModel) -> int:
     return int(getattr(model, "num_classes", 0))
 
 
-def _make_batch(positions: np.ndarray, generator: torch.Generator, ctx: EpochContext) -> tuple[Batch, int]:
-    """The (sharded) batch at ``positions``; augmentation drawn for the whole batch so shards agree."""
-    augmentation = ctx.pipeline.draw(len(positions), generator) if ctx.pipeline.augment else None
-    rank, world = ctx.shard
-    if world > 1:
-        positions = positions[rank::world]
-        if augmentation is not None:
-            augmentation = (augmentation[0][rank::world], augmentation[1][rank::world])
-    index = torch.from_numpy(positions).to(ctx.runtime.device)
-    batch = Batch(
-        inputs=ctx.pipeline.batch(positions, augmentation),
-        labels=ctx.labels[index],
-        attributes={name: codes[index] for name, codes in ctx.attributes.items()},
-        index=index,
-    )
-    return batch, len(positions) * world
+def _make_batch(
+    positions: np.ndarray, generator: torch.Generator, ctx: EpochContext
+) -> tuple[Batch, int, float]:
+    """This rank's batch at ``positions``, the whole batch's size, and the rank's gradient weight
+    (:func:`kdfair.train.batches.shard_batch`)."""
+    return shard_batch(positions, generator, ctx.pipeline, ctx.labels, ctx.attributes, ctx.shard)
+
+
+def _batches(
+    plan: Iterable[np.ndarray], generator: torch.Generator, ctx: EpochContext
+) -> Iterator[tuple[Batch, int, float]]:
+    """:func:`_make_batch` of each of ``plan``'s position arrays, in order; with ``ctx.prefetch`` the next
+    one is built on a worker thread while the caller trains on this one."""
+    build = functools.partial(_make_batch, generator=generator, ctx=ctx)
+    return prefetched(plan, build, ctx.prefetch, ctx.pipeline.device)
 
 
 def _teacher_outputs(
@@ -338,19 +319,25 @@ def _student_step(
     ctx: EpochContext,
     rec: LogitRecorder,
     acc: StepTotals,
+    weight: float = 1.0,
 ) -> None:
-    """One optimisation step of one student, with its own RNG stream; logged values stay on the device."""
+    """One optimisation step of one student, with its own RNG stream; logged values stay on the device.
+
+    ``weight`` (DDP): this rank's loss is scaled by it before the backward pass (see :func:`_make_batch`).
+    """
     torch.set_rng_state(s.rng_state)
     if s.cuda_rng_state is not None:
         torch.cuda.set_rng_state(s.cuda_rng_state, ctx.runtime.device)
     if not s.method.needs_teacher:
         teacher_out = None
+    if s.sync_grads is not None:
+        s.sync_grads.weight = weight
     rec.last = None
     with ctx.runtime.autocast():
         logs = s.method.before_step(s.net, batch, teacher_out, s.meta_source)
         parts = s.method.loss(s.net, batch, teacher_out)
     s.optimizer.zero_grad(set_to_none=True)
-    parts["loss"].backward()
+    (parts["loss"] if weight == 1.0 else parts["loss"] * weight).backward()
     if s.sync_grads is not None:
         s.sync_grads()
     s.optimizer.step()

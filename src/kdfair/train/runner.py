@@ -17,12 +17,14 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from kdfair.convergence import assess_convergence
 from kdfair.data.base import Dataset
 from kdfair.errors import ConfigError
 from kdfair.train.augment import InputPipeline, channel_stats
 from kdfair.train.config import DataConfig, RunConfig
+from kdfair.train.ddp import distribute
 from kdfair.train.device import Runtime, deterministic_threads, make_runtime, resolve_device
 from kdfair.train.lockstep import EpochContext, Student, train_epochs
 from kdfair.train.rundir import RunFolder, write_representation
@@ -92,7 +94,7 @@ def execute_sharded(
     if pending:
         dataset = load_data(runs[0].data)
         runtime = make_runtime(runs[0].train, resolve_device(device), dataset.modality)
-        with deterministic_threads(runs[0].train):
+        with deterministic_threads(runs[0].train, runtime.device):
             _train_unit(pending, dataset, runtime, sweep_dir, progress, shard)
     return [f.path for f in folders]
 
@@ -155,7 +157,9 @@ def _train_unit(
                 runtime.precision,
             ]
         )
-        fill_cache(teacher, plain, runtime, sweep_dir / "cache", first.train.eval_batch_size, fingerprint)
+        _fill_cache_once(
+            teacher, plain, runtime, sweep_dir / "cache", first.train.eval_batch_size, fingerprint, shard
+        )
     ctx = EpochContext(
         pipeline=augmented,
         labels=torch.from_numpy(train_split.labels).to(runtime.device),
@@ -166,10 +170,9 @@ def _train_unit(
         progress=progress if shard[0] == 0 else False,
         shard=shard,
         fuse_students=first.train.fuse_students and first.role == "ds",  # students only, not teachers/NDS
+        prefetch=runtime.device.type == "cuda",  # the CPU builds the next batch while the GPU trains
     )
     if shard[1] > 1:
-        from kdfair.train.ddp import distribute
-
         distribute(students)
     for group in _by_plan(students):
         train_epochs(group, ctx)
@@ -184,6 +187,26 @@ def _train_unit(
     )
     for (config, folder), student in zip(pending, students, strict=True):
         finish_run(config, folder, student, dataset, test, runtime, teacher)
+
+
+def _fill_cache_once(
+    teacher: Teacher,
+    plain: InputPipeline,
+    runtime: Runtime,
+    cache_dir: Path,
+    batch_size: int,
+    fingerprint: str,
+    shard: tuple[int, int],
+) -> None:
+    """:func:`fill_cache` by rank 0; under DDP the other ranks then read the file it wrote (one teacher
+    pass over the train split in all, not one per rank)."""
+    rank, world = shard
+    if rank == 0:
+        fill_cache(teacher, plain, runtime, cache_dir, batch_size, fingerprint)
+    if world > 1:
+        dist.barrier()
+        if rank != 0:
+            fill_cache(teacher, plain, runtime, cache_dir, batch_size, fingerprint)
 
 
 def _use_cache(config: RunConfig, teacher: Teacher | None) -> bool:

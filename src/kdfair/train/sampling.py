@@ -14,6 +14,7 @@ STREAM_ORDER = 0
 STREAM_AUGMENT = 1
 STREAM_META = 2
 STREAM_META_SPLIT = 3
+STREAM_CUDA_RESUME = 4  # the CUDA RNG of a student resumed on a GPU from a checkpoint written without CUDA
 
 
 def rng_for(seed: int, epoch: int, stream: int) -> np.random.Generator:

@@ -21,9 +21,10 @@ from kdfair.methods.base import Batch, Method, MethodContext, TeacherOutput
 from kdfair.methods.registry import build_method
 from kdfair.models.base import KDModel
 from kdfair.train.augment import InputPipeline
+from kdfair.train.batches import BatchPlan
 from kdfair.train.config import RunConfig, TrainConfig
 from kdfair.train.device import Runtime
-from kdfair.train.lockstep import BatchPlan, Student
+from kdfair.train.lockstep import Student
 from kdfair.train.rundir import RunFolder
 from kdfair.train.sampling import MetaBatches, split_meta
 from kdfair.train.teacher import Teacher, build_network
@@ -165,7 +166,7 @@ def build_student(
         student.cuda_rng_state = torch.cuda.get_rng_state(runtime.device)
     checkpoint = folder.load_checkpoint()
     if checkpoint is not None:
-        student.restore(checkpoint)
+        student.restore(checkpoint, runtime.device, config.seed)
     return student
 
 
@@ -202,7 +203,7 @@ def _meta_source(
     def next_meta() -> tuple[Batch, TeacherOutput]:
         assert student.meta_batches is not None
         positions = meta_positions[student.meta_batches.next()]
-        index = torch.from_numpy(positions).to(runtime.device)
+        index = inputs.to_device(torch.from_numpy(positions))
         x = inputs.batch(positions)
         batch = Batch(x, labels[index], {k: v[index] for k, v in attributes.items()}, index)
         if teacher is None or not student.method.needs_meta_teacher:  # BIRD discards them: no teacher pass
