@@ -60,6 +60,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from kdfair.data.base import Dataset, DataSplit  # noqa: E402
 from kdfair.models.registry import build_model  # noqa: E402
+from kdfair.runfolder import EPOCHS_CSV  # noqa: E402
 from kdfair.train import runner  # noqa: E402
 from kdfair.train.augment import InputPipeline  # noqa: E402
 from kdfair.train.config import RunConfig  # noqa: E402
@@ -122,7 +123,7 @@ def runs(
 
 def epoch_seconds(folder: Path) -> float:
     """The training-loop seconds of a run's first epoch (epochs.csv; excludes set-up and predictions)."""
-    with open(folder / "epochs.csv") as handle:
+    with open(folder / EPOCHS_CSV) as handle:
         return float(next(csv.DictReader(handle))["seconds"])
 
 

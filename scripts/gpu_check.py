@@ -31,6 +31,7 @@ import torch
 
 from kdfair.data.base import Dataset, DataSplit
 from kdfair.models.registry import build_model
+from kdfair.runfolder import DONE, EPOCHS_CSV, PREDICTIONS_NPZ
 from kdfair.train import runner
 from kdfair.train.config import RunConfig
 
@@ -77,7 +78,7 @@ def run(run_id: str, model: str, train: dict[str, Any], **fields: Any) -> RunCon
 
 def warm_epoch(folder: Path) -> dict[str, float]:
     """The last epoch's row of a run's epochs.csv (numbers only)."""
-    with open(folder / "epochs.csv", newline="") as handle:
+    with open(folder / EPOCHS_CSV, newline="") as handle:
         row = list(csv.DictReader(handle))[-1]
     return {key: float(value) for key, value in row.items() if value not in ("", None)}
 
@@ -178,7 +179,7 @@ def cmd_lockstep(out: Path, args: argparse.Namespace) -> int:
                     progress=False,
                 )
                 loops[fuse] = warm_epoch(folders[0])["seconds"]
-                logits[fuse] = [np.load(f / "predictions.npz")["logits"] for f in folders]
+                logits[fuse] = [np.load(f / PREDICTIONS_NPZ)["logits"] for f in folders]
             difference = max(
                 float(np.abs(a - b).max()) for a, b in zip(logits[False], logits[True], strict=True)
             )
@@ -228,7 +229,7 @@ def cmd_ddp(out: Path, args: argparse.Namespace) -> int:
             "seconds": round(seconds, 1),
             "ranks_equal": equal,
         }
-        if (folder / "DONE").exists():
+        if (folder / DONE).exists():
             result["images_per_s"] = round(warm_epoch(folder)["images_per_s"])
         if proc.returncode != 0:
             result["stderr_tail"] = proc.stderr[-3000:]

@@ -40,6 +40,7 @@ import torch
 
 from kdfair.data.base import Dataset, DataSplit
 from kdfair.models.registry import build_model
+from kdfair.runfolder import DONE, EPOCHS_CSV, PREDICTIONS_NPZ
 from kdfair.train import lockstep, runner
 from kdfair.train.config import RunConfig
 
@@ -146,12 +147,12 @@ def syncs_raise(device: str) -> Iterator[None]:
 
 def run_summary(folder: Path) -> dict[str, Any]:
     """DONE, finite test logits, and the epoch's train loss of one run folder."""
-    done = (folder / "DONE").is_file()
+    done = (folder / DONE).is_file()
     summary: dict[str, Any] = {"done": done}
     if done:
-        with np.load(folder / "predictions.npz") as npz:
+        with np.load(folder / PREDICTIONS_NPZ) as npz:
             summary["finite_logits"] = bool(np.isfinite(npz["logits"]).all())
-        summary["train_loss"] = (folder / "epochs.csv").read_text().splitlines()[-1].split(",")[2]
+        summary["train_loss"] = (folder / EPOCHS_CSV).read_text().splitlines()[-1].split(",")[2]
     return summary
 
 
@@ -198,7 +199,7 @@ def _one(run: RunConfig, sweep: Path, device: str) -> Path:
 
 
 def _predictions(folders: list[Path]) -> list[bytes]:
-    return [(f / "predictions.npz").read_bytes() for f in folders]
+    return [(f / PREDICTIONS_NPZ).read_bytes() for f in folders]
 
 
 def cmd_determinism(out: Path, args: argparse.Namespace, device: str = "cuda") -> int:
@@ -361,7 +362,7 @@ def _worker_report(index: int) -> dict[str, Any]:
                                     "train": {"epochs": 1, "max_steps_per_epoch": 2}})  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="gpu_smoke_") as tmp:
         (folder,) = runner.execute([run], Path(tmp), device="cuda", progress=False)
-        done = (folder / "DONE").is_file()
+        done = (folder / DONE).is_file()
     return {
         "index": index,
         "mask": os.environ.get("CUDA_VISIBLE_DEVICES"),

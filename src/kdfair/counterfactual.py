@@ -29,8 +29,7 @@ import numpy as np
 from kdfair.errors import PredictionFormatError
 from kdfair.io import save_npz_atomic
 from kdfair.predictions import read_npz, softmax
-
-COUNTERFACTUAL_NPZ = "counterfactual.npz"
+from kdfair.runfolder import COUNTERFACTUAL_NPZ  # the file's name; importable from here too
 
 
 @dataclass(frozen=True)

@@ -124,7 +124,7 @@ def parse_run_meta(raw: Any, where: str | Path) -> RunMeta:
         return RunMeta.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "run.json"
+        key = ".".join(str(p) for p in first["loc"]) or RUN_JSON
         msg = first["msg"]
         if first["type"] == "literal_error" and "role" in key:
             msg = f"unknown role {raw.get('role')!r}; expected one of {', '.join(ROLES)}"

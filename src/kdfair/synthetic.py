@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtr
 
-from kdfair.io import save_npz_atomic, write_json_atomic, write_text_atomic
+from kdfair.io import save_npz_atomic
+from kdfair.runfolder import REPRESENTATION_NPZ, attr_key, run_path, write_finished
 
 __all__ = ["SyntheticEffects", "draw_test_set", "make_synthetic_sweep", "run_id", "write_example"]
 
@@ -134,9 +135,7 @@ def _logits(rng: np.random.Generator, y_pred: np.ndarray, n_classes: int, scale:
 def _write_run(run_dir: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray], logit_dtype: str) -> None:
     arrays = dict(arrays)
     arrays["logits"] = arrays["logits"].astype(logit_dtype, copy=False)
-    save_npz_atomic(run_dir / "predictions.npz", **arrays)
-    write_json_atomic(run_dir / "run.json", meta)
-    write_text_atomic(run_dir / "DONE", "synthetic\n")
+    write_finished(run_dir, arrays, meta, done_text="synthetic\n")
 
 
 def make_synthetic_sweep(
@@ -176,7 +175,7 @@ def make_synthetic_sweep(
     pop = _population(rng, n_classes, n_samples, attributes, feature_dim, effects.class_spread)
     sample_id = np.arange(n_samples, dtype=np.int64)
     if write_representation:
-        save_npz_atomic(out_dir / "representation.npz", sample_id=sample_id, x=pop.representation)
+        save_npz_atomic(out_dir / REPRESENTATION_NPZ, sample_id=sample_id, x=pop.representation)
     conditions: list[tuple[str, float | None]] = [("teacher", None), ("nds", None)]
     conditions += [("ds", float(t)) for t in temperatures]
     class_names = [f"class_{c}" for c in range(n_classes)]
@@ -204,12 +203,12 @@ def make_synthetic_sweep(
                 "y_true": pop.y_true,
                 "logits": _logits(run_rng, y_pred, n_classes, effects.logit_scale),
                 "features": pop.class_centres[y_pred] + noise,
-                **{f"attr_{name}": codes for name, codes in pop.attributes.items()},
+                **{attr_key(name): codes for name, codes in pop.attributes.items()},
             }
             if shuffle_rows:
                 order = run_rng.permutation(n_samples)
                 arrays = {key: value[order] for key, value in arrays.items()}
-            run_dir = out_dir / "runs" / run_id(role, int(s), "kd", temperature, alpha)
+            run_dir = run_path(out_dir, run_id(role, int(s), "kd", temperature, alpha))
             _write_run(run_dir, meta, arrays, logit_dtype)
             written.append(run_dir)
     return written

@@ -17,9 +17,9 @@ from train_helpers import run_config
 
 from kdfair.train import lockstep
 from kdfair.train.device import resumed_cuda_rng_state
-from kdfair.train.lockstep import Student
 from kdfair.train.runner import execute
 from kdfair.train.sampling import STREAM_CUDA_RESUME, torch_seed_for
+from kdfair.train.student import Learner, Student
 
 
 class Interrupted(Exception):
@@ -92,7 +92,8 @@ def _student(run_id: str) -> Student:
     model = torch.nn.Linear(2, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
-    return Student(run_id, None, model, torch.nn.Module(), optimizer, scheduler, None, 3, False, model)  # type: ignore[arg-type]
+    learner = Learner(model, torch.nn.Module(), optimizer, scheduler)  # type: ignore[arg-type]
+    return Student(run_id, None, learner, None, 3, False)  # type: ignore[arg-type]
 
 
 def test_cpu_checkpoint_on_cuda_gives_each_student_its_own_stream(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,7 +108,7 @@ def test_cpu_checkpoint_on_cuda_gives_each_student_its_own_stream(monkeypatch: p
     students = [_student("a"), _student("b")]
     for student in students:
         student.restore(checkpoint, cuda, seed=7)
-    states = [s.cuda_rng_state for s in students]
+    states = [s.rng.cuda for s in students]
     assert all(state is not None for state in states) and states[0] is not states[1]  # a stream each
     assert torch.equal(states[0], states[1])  # both as the run alone: seeded by (seed, epoch) alone
     assert FakeCudaGenerator.seeds == [torch_seed_for(7, 2, STREAM_CUDA_RESUME)] * 2

@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from kdfair.runfolder import AUDIT_FOLDER, AUDIT_JSON
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``audit`` command to the ``kdfair`` parser."""
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from kdfair.audit.summary import format_table, json_document
     from kdfair.audit.write import write_audit
 
-    out_dir = args.out if args.out is not None else args.runs_dir / "audit"
+    out_dir = args.out if args.out is not None else args.runs_dir / AUDIT_FOLDER
     result = audit_runs(
         args.runs_dir,
         level=args.level,
@@ -104,8 +106,7 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     if result.warnings:
         print(
-            f"{len(result.warnings)} warning(s) about undefined quantities, "
-            f"listed in {out_dir / 'audit.json'}:"
+            f"{len(result.warnings)} warning(s) about undefined quantities, listed in {out_dir / AUDIT_JSON}:"
         )
         for message in result.warnings[:5]:
             print(f"  - {message}")

@@ -39,8 +39,8 @@ from kdfair.audit.runmetrics import RunResult
 from kdfair.convergence import Convergence, assess_convergence, criterion_info
 from kdfair.degenerate import Concentration, prediction_concentration, rule_info
 from kdfair.errors import KdfairWarning
+from kdfair.runfolder import EPOCHS_CSV
 
-EPOCHS_CSV = "epochs.csv"
 CURVE_COLUMNS = ["condition", "seed", "epoch", "train_loss", "train_acc", "lr"]
 RUN_COLUMNS = [
     "condition",

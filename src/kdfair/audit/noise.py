@@ -53,7 +53,8 @@ from kdfair.metrics.table import METRICS
 from kdfair.stats import benjamini_hochberg
 
 NULL_SEED = DEFAULT_SEED  # with the attribute's name, seeds the permutations: the same on every audit
-NOISE_FILES = ("noise_floor.csv", "noise_floor_summary.csv", "fairness_tests.csv")
+NOISE_RUNS_CSV = "noise_floor.csv"  # per run; the report reads only the summary and the tests
+NOISE_FILES = (NOISE_RUNS_CSV, "noise_floor_summary.csv", "fairness_tests.csv")
 IDENTITY = ["condition", "role", "method", "temperature", "alpha"]
 RUN_COLUMNS = [*IDENTITY, "seed", "metric", "attribute", "value", "null_mean", "null_q95", "excess"]
 RUN_COLUMNS += ["p_value", "n_permutations"]

@@ -1,5 +1,8 @@
 """Writing an audit folder (docs/ARCHITECTURE.md, "Audit output"), all or nothing.
 
+This module owns the names of the audit folder's tables (``AUDIT_FILES``), which the report reads
+(:mod:`kdfair.report.load`); the folder's own name and ``audit.json`` are :mod:`kdfair.runfolder`'s.
+
 :func:`write_audit` writes the tables of an :class:`~kdfair.audit.engine.AuditResult` into a temporary
 sibling folder and renames it onto the target only when every file is written: a failed or interrupted
 write leaves the target as it was (absent, or the previous audit).
@@ -24,11 +27,12 @@ from kdfair.runfolder import AUDIT_JSON
 if TYPE_CHECKING:  # the engine imports this module (AuditResult.write)
     from kdfair.audit.engine import AuditResult
 
+SUMMARY_CSV = "summary.csv"  # the one table the report requires
 DISAGREEMENT_FOLDER = "disagreement"  # disagreement/<condition>.npy: seed-averaged (C, C) counts
 AUDIT_FILES = (
     AUDIT_JSON,
     "run_metrics.csv",
-    "summary.csv",
+    SUMMARY_CSV,
     "class_accuracy.csv",
     "class_tests.csv",
     "significance_counts.csv",

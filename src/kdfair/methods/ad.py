@@ -24,7 +24,7 @@ from torch import nn
 
 from kdfair.losses.adversarial import GroupAdversary, grad_reverse
 from kdfair.losses.feature import upcast
-from kdfair.methods.base import Batch, MetaSource, Method, MethodContext, StepLogs, TeacherOutput
+from kdfair.methods.base import LOGITS, Batch, MetaSource, Method, MethodContext, StepLogs, TeacherOutput
 from kdfair.methods.common import (
     STRICT,
     batch_groups,
@@ -113,7 +113,8 @@ class AdversarialDebiasing(Method):
             temperature=self.temperature,
             t2_scaling=self.t2_scaling,
         )
-        return {"loss": parts.pop("task") + adversary_ce, "adversary_ce": adversary_ce, **parts}
+        total = parts.pop("task") + adversary_ce
+        return {"loss": total, "adversary_ce": adversary_ce, **parts, LOGITS: out.logits.detach()}
 
 
 def build_ad(options: AdversarialOptions, context: MethodContext) -> Method:

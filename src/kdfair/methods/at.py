@@ -12,7 +12,7 @@ import torch
 from pydantic import BaseModel, Field
 
 from kdfair.losses.attention import attention_transfer_loss
-from kdfair.methods.base import Batch, Method, MethodContext, TeacherOutput
+from kdfair.methods.base import LOGITS, Batch, Method, MethodContext, TeacherOutput
 from kdfair.methods.common import STRICT, resolve_temperature, task_terms
 from kdfair.models.base import KDModel
 
@@ -64,7 +64,8 @@ class AttentionTransfer(Method):
             temperature=self.temperature,
             t2_scaling=self.t2_scaling,
         )
-        return {"loss": parts.pop("task") + attention, "attention": attention, **parts}
+        total = parts.pop("task") + attention
+        return {"loss": total, "attention": attention, **parts, LOGITS: out.logits.detach()}
 
 
 def build_at(options: AttentionTransferOptions, context: MethodContext) -> Method:

@@ -7,7 +7,9 @@ and calls, in order:
 
 1. ``method.before_step(student, batch, teacher, meta)`` (BIRD's meta update of its gate, AD's adversary
    steps; a no-op otherwise);
-2. ``parts = method.loss(student, batch, teacher)``; ``parts["loss"].backward()``;
+2. ``parts = method.loss(student, batch, teacher)``; ``parts["loss"].backward()``; the train accuracy is
+   counted from ``parts["logits"]`` (``LOGITS``), the student's logits of the batch, and the other parts
+   are logged (:func:`logged_parts`);
 3. the optimizer step over the student's parameters and ``method.parameters()`` (regressors, discriminators),
    except those the method trains with an optimizer of its own (``method.own_parameters()``).
 
@@ -57,6 +59,9 @@ MetaSource = Callable[[], tuple[Batch, TeacherOutput]]
 # Values a step logs: scalar tensors (kept on the device) or Python floats
 StepLogs = dict[str, torch.Tensor | float]
 
+LOSS = "loss"  # Method.loss parts: the total to back-propagate, in nats per sample
+LOGITS = "logits"  # Method.loss parts: the student's logits of the batch (B, C), detached; the train accuracy
+
 # Averages the gradients of the given parameters over the DDP ranks, in place (kdfair.train.ddp)
 GradientSync = Callable[[list[nn.Parameter]], None]
 
@@ -81,7 +86,9 @@ class Method(nn.Module):
     def loss(
         self, student: KDModel, batch: Batch, teacher: TeacherOutput | None
     ) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
-        """Loss parts for one batch; ``"loss"`` is the total to back-propagate, in nats per sample."""
+        """Loss parts for one batch: ``"loss"`` (``LOSS``) is the total to back-propagate, in nats per sample;
+        ``"logits"`` (``LOGITS``) the student's logits of the batch, detached, from which the trainer counts
+        the train accuracy; every other part is a scalar the trainer logs (:func:`logged_parts`)."""
         raise NotImplementedError
 
     def before_step(
@@ -114,6 +121,12 @@ class Method(nn.Module):
     def own_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters this method optimises itself (excluded from the student's optimizer)."""
         return iter(())
+
+
+def logged_parts(parts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The parts of :meth:`Method.loss` a step logs (epochs.csv ``train_<part>``): all but the total loss
+    and the student's logits."""
+    return {key: value for key, value in parts.items() if key not in (LOSS, LOGITS)}
 
 
 def step_where_finite(optimizer: torch.optim.Optimizer, params: list[nn.Parameter]) -> torch.Tensor:

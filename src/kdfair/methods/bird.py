@@ -40,7 +40,7 @@ from torch import nn
 
 from kdfair.losses.fairness import FAIRNESS_TERMS, class_group_ce_gap
 from kdfair.losses.feature import FeatureProjector, feature_mse, upcast
-from kdfair.methods.base import Batch, MetaSource, Method, MethodContext, StepLogs, TeacherOutput
+from kdfair.methods.base import LOGITS, Batch, MetaSource, Method, MethodContext, StepLogs, TeacherOutput
 from kdfair.methods.common import (
     STRICT,
     batch_groups,
@@ -247,11 +247,11 @@ class BIRD(Method):
         h_teacher = teacher_features(self.name, teacher).detach()
         if self.warming_up:
             parts = self.feature_kd(out, h_teacher, batch.labels)
-            return {"loss": parts.pop("total"), **parts}
+            return {"loss": parts.pop("total"), **parts, LOGITS: out.logits.detach()}
         parts = self.feature_kd(out, self.gate().detach() * h_teacher, batch.labels)
         fairness = self.fairness(out.logits, batch)
         total = parts.pop("total") + self.fairness_weight() * fairness
-        return {"loss": total, "fairness": fairness, **parts}
+        return {"loss": total, "fairness": fairness, **parts, LOGITS: out.logits.detach()}
 
 
 def concat_batches(batches: list[Batch]) -> Batch:

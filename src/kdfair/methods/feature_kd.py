@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, Field
 
 from kdfair.losses.feature import FeatureProjector, feature_mse, upcast
-from kdfair.methods.base import Batch, Method, MethodContext, TeacherOutput
+from kdfair.methods.base import LOGITS, Batch, Method, MethodContext, TeacherOutput
 from kdfair.methods.common import STRICT, resolve_alpha, teacher_feature_width, teacher_features
 from kdfair.models.base import KDModel
 
@@ -38,7 +38,8 @@ class FeatureKD(Method):
         out = student.forward_all(batch.inputs)
         feature = feature_mse(self.projector(out.features), teacher_features(self.name, teacher).detach())
         ce = F.cross_entropy(upcast(out.logits), batch.labels)
-        return {"loss": self.alpha * feature + (1.0 - self.alpha) * ce, "feature": feature, "ce": ce}
+        total = self.alpha * feature + (1.0 - self.alpha) * ce
+        return {"loss": total, "feature": feature, "ce": ce, LOGITS: out.logits.detach()}
 
 
 def build_fkd(options: FeatureKDOptions, context: MethodContext) -> Method:

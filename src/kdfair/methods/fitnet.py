@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from kdfair.errors import ConfigError
 from kdfair.losses.fitnet import HintRegressor, hint_loss
-from kdfair.methods.base import Batch, Method, MethodContext, TeacherOutput
+from kdfair.methods.base import LOGITS, Batch, Method, MethodContext, TeacherOutput
 from kdfair.methods.common import (
     STRICT,
     resolve_temperature,
@@ -96,7 +96,8 @@ class FitNet(Method):
             temperature=self.temperature,
             t2_scaling=self.t2_scaling,
         )
-        return {"loss": parts.pop("task") + self.options.hint_weight * hint, "hint": hint, **parts}
+        total = parts.pop("task") + self.options.hint_weight * hint
+        return {"loss": total, "hint": hint, **parts, LOGITS: out.logits.detach()}
 
 
 def build_fitnet(options: FitNetOptions, context: MethodContext) -> Method:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from kdfair.losses.feature import FeatureProjector
 from kdfair.losses.mmd import mfd_mmd
-from kdfair.methods.base import Batch, Method, MethodContext, TeacherOutput
+from kdfair.methods.base import LOGITS, Batch, Method, MethodContext, TeacherOutput
 from kdfair.methods.common import (
     STRICT,
     batch_groups,
@@ -71,7 +71,7 @@ class MFD(Method):
             t2_scaling=self.t2_scaling,
         )
         total = parts.pop("task") + self.options.mmd_weight / 2.0 * mmd
-        return {"loss": total, "mmd": mmd, **parts}
+        return {"loss": total, "mmd": mmd, **parts, LOGITS: out.logits.detach()}
 
 
 def build_mfd(options: MFDOptions, context: MethodContext) -> Method:

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 
 from kdfair.losses.kd import hinton_kd_loss
-from kdfair.methods.base import Batch, Method, MethodContext, TeacherOutput
+from kdfair.methods.base import LOGITS, Batch, Method, MethodContext, TeacherOutput
 from kdfair.models.base import KDModel
 
 
@@ -23,8 +23,9 @@ class CrossEntropy(Method):
     needs_teacher_logits = False
 
     def loss(self, student: KDModel, batch: Batch, teacher: TeacherOutput | None) -> dict[str, torch.Tensor]:
-        ce = F.cross_entropy(student(batch.inputs).float(), batch.labels)
-        return {"loss": ce, "ce": ce}
+        logits = student(batch.inputs)
+        ce = F.cross_entropy(logits.float(), batch.labels)
+        return {"loss": ce, "ce": ce, LOGITS: logits.detach()}
 
 
 class HintonKD(Method):
@@ -43,14 +44,16 @@ class HintonKD(Method):
     def loss(self, student: KDModel, batch: Batch, teacher: TeacherOutput | None) -> dict[str, torch.Tensor]:
         if teacher is None or teacher.logits is None:
             raise ValueError("method 'kd' needs the teacher's logits")
-        return hinton_kd_loss(
-            student(batch.inputs),
+        logits = student(batch.inputs)
+        parts = hinton_kd_loss(
+            logits,
             teacher.logits,
             batch.labels,
             temperature=self.temperature,
             alpha=self.alpha,
             t2_scaling=self.t2_scaling,
         )
+        return {**parts, LOGITS: logits.detach()}
 
 
 def build_ce(options: NoOptions, context: MethodContext) -> Method:

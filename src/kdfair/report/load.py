@@ -15,21 +15,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kdfair.audit.noise import NOISE_RUNS_CSV
+from kdfair.audit.write import AUDIT_FILES, SUMMARY_CSV
 from kdfair.errors import KdfairError
 from kdfair.runfolder import AUDIT_JSON
 
-REQUIRED_FILES = (AUDIT_JSON, "summary.csv")
-OPTIONAL_CSVS = (
-    "run_metrics.csv",
-    "class_accuracy.csv",
-    "class_tests.csv",
-    "significance_counts.csv",
-    "disagreement_rate.csv",
-    "run_health.csv",  # kdfair.audit.health: degenerate and convergence per run
-    "condition_health.csv",
-    "learning_curves.csv",  # only when the runs had epochs.csv
-    "noise_floor_summary.csv",  # kdfair.audit.noise: the noise floor per condition
-    "fairness_tests.csv",
+REQUIRED_FILES = (AUDIT_JSON, SUMMARY_CSV)
+# every other table the audit writes (kdfair.audit.write.AUDIT_FILES; learning_curves.csv only when the runs
+# had epochs.csv), except the per-run noise floor, which the report does not show
+OPTIONAL_CSVS = tuple(
+    name for name in AUDIT_FILES if name.endswith(".csv") and name not in (SUMMARY_CSV, NOISE_RUNS_CSV)
 )
 ROLE_ORDER = {"teacher": 0, "nds": 1, "ds": 2}
 
@@ -177,7 +172,7 @@ def load_audit(audit_dir: str | Path) -> AuditData:
     conditions = sorted((_condition(c) for c in meta.get("conditions") or []), key=lambda c: c.sort_key)
     if not conditions:
         raise AuditFormatError(f"{root / AUDIT_JSON}: no conditions listed")
-    summary = _read_csv(root / "summary.csv", ("condition", "metric", "attribute", "n_seeds", "mean", "std"))
+    summary = _read_csv(root / SUMMARY_CSV, ("condition", "metric", "attribute", "n_seeds", "mean", "std"))
     tables = {
         name.removesuffix(".csv"): _read_csv(root / name) for name in OPTIONAL_CSVS if (root / name).is_file()
     }

@@ -32,14 +32,21 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from kdfair.audit.health import EPOCHS_CSV  # read for convergence
 from kdfair.audit.options import AuditOptions
-from kdfair.counterfactual import COUNTERFACTUAL_NPZ
 from kdfair.discovery import RunFolders, SkippedRun
 from kdfair.errors import KdfairError
-from kdfair.runfolder import AUDIT_FOLDER, AUDIT_JSON, PREDICTION_FILES, REPRESENTATION_NPZ, RUN_JSON
+from kdfair.runfolder import (
+    AUDIT_FOLDER,
+    AUDIT_JSON,
+    COUNTERFACTUAL_NPZ,
+    EPOCHS_CSV,
+    PREDICTION_FILES,
+    REPRESENTATION_NPZ,
+    RUN_JSON,
+)
 
-# what the audit reads from each run folder: a change to any of them makes the audit out of date
+# what the audit reads from each run folder (epochs.csv: for convergence): a change to any of them makes
+# the audit out of date
 RUN_INPUTS = (RUN_JSON, *PREDICTION_FILES, COUNTERFACTUAL_NPZ, EPOCHS_CSV)
 
 Log = Callable[[str], None]

@@ -17,13 +17,13 @@ import yaml
 from kdfair.errors import ConfigError
 from kdfair.extras import require
 from kdfair.io import environment_info, write_json_atomic, write_text_atomic
+from kdfair.runfolder import write_environment
 from kdfair.sweep.config import SweepConfig, load_sweep_config
 from kdfair.sweep.executors import UnitResult, run_units
 from kdfair.sweep.expand import Plan, expand
 from kdfair.sweep.finish import check_existing_runs, finish_subsweep
 
 SWEEP_YAML = "sweep.yaml"
-ENVIRONMENT_JSON = "environment.json"
 DEFAULT_OUT = Path("sweeps")  # <DEFAULT_OUT>/<config name> when --out is not given
 
 EPILOG = """\
@@ -174,7 +174,7 @@ def write_sweep_files(plan: Plan, device: str | None) -> None:
     folders = [(plan.out_dir, plan.config)] + [(s.out_dir, s.config) for s in plan.subsweeps if s.key]
     for folder, config in folders:
         write_text_atomic(folder / SWEEP_YAML, dump_config(config))
-        write_json_atomic(folder / ENVIRONMENT_JSON, environment)
+        write_environment(folder, environment)
 
 
 def dump_config(config: SweepConfig) -> str:

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Literal
 
 from kdfair.errors import ConfigError
+from kdfair.runfolder import is_done, run_path
 from kdfair.sweep.config import PairSpec, SweepConfig, TeacherSpec
 from kdfair.train.config import DataConfig, ModelConfig, RunConfig, TeacherSource, make_run_id
 
-DONE = "DONE"  # the completion marker the trainer writes last in a run folder
-RUNS = "runs"  # run folders live in <sweep dir>/runs/<run_id>/
 UnitStatus = Literal["done", "partial", "pending"]
 
 
@@ -40,11 +39,11 @@ class Unit:
         return [run.run_id for run in self.runs]
 
     def run_dir(self, run_id: str) -> Path:
-        return self.sweep_dir / RUNS / run_id
+        return run_path(self.sweep_dir, run_id)
 
     def unfinished(self) -> list[str]:
         """Run ids of this unit whose folder has no DONE marker yet."""
-        return [r for r in self.run_ids if not (self.run_dir(r) / DONE).is_file()]
+        return [r for r in self.run_ids if not is_done(self.run_dir(r))]
 
     def status(self) -> UnitStatus:
         """From disk: ``done`` (every run has DONE), ``partial`` (some run folder exists) or ``pending``."""

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from kdfair.discovery import SkippedRun
 from kdfair.errors import ConfigError
-from kdfair.runfolder import AUDIT_FOLDER, DONE
-from kdfair.sweep.expand import RUNS, SubSweep
+from kdfair.runfolder import AUDIT_FOLDER, CONFIG_JSON, RUNS, is_done, run_path
+from kdfair.sweep.expand import SubSweep
 from kdfair.train.config import comparable_config
 
 REPORT_DIR = "report"
@@ -33,7 +33,7 @@ def check_existing_runs(sub: SubSweep) -> None:
     """Every existing ``runs/<run_id>/config.json`` equals the planned run's config, else ConfigError."""
     for unit in sub.units:
         for run in unit.runs:
-            path = sub.out_dir / RUNS / run.run_id / "config.json"
+            path = run_path(sub.out_dir, run.run_id) / CONFIG_JSON
             if not path.is_file():
                 continue
             try:
@@ -51,7 +51,7 @@ def planned_runs(sub: SubSweep) -> tuple[list[Path], list[SkippedRun]]:
     """The run folders of ``sub``'s plan that are finished (``DONE``), and the folders its audit leaves out:
     the planned runs without ``DONE`` and the folders under ``runs/`` that the plan does not hold."""
     planned = [unit.run_dir(run_id) for unit in sub.units for run_id in unit.run_ids]
-    finished = [run_dir for run_dir in planned if (run_dir / DONE).is_file()]
+    finished = [run_dir for run_dir in planned if is_done(run_dir)]
     left_out = [SkippedRun(run_dir, NOT_FINISHED) for run_dir in planned if run_dir not in finished]
     runs_folder = sub.out_dir / RUNS
     if runs_folder.is_dir():

@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from kdfair.models.base import KDModel, ModelOutput
-from kdfair.train.lockstep import Student
+from kdfair.train.student import DDPHandles, Student
 
 
 class _AllOutputs(nn.Module):
@@ -88,14 +88,13 @@ def distribute(students: list[Student]) -> None:
     average the method's gradients over the ranks (:class:`GradientAverage`)."""
     world = dist.get_world_size()
     for student in students:
-        student.net = DDPStudent(student.model)
         with torch.no_grad():
             for tensor in [*student.method.parameters(), *student.method.buffers()]:
                 dist.broadcast(tensor, src=0)
         own = {id(p) for p in student.method.own_parameters()}
         shared = [p for p in student.method.parameters() if p.requires_grad and id(p) not in own]
         average = GradientAverage(shared, world)
-        student.sync_grads = average
+        student.ddp = DDPHandles(net=DDPStudent(student.model), sync_grads=average)
         student.method.gradient_sync = average.own
 
 

@@ -41,14 +41,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from kdfair.io import say
-from kdfair.methods.base import Batch, TeacherOutput
+from kdfair.methods.base import LOGITS, LOSS, Batch, TeacherOutput, logged_parts
 from kdfair.methods.standard import CrossEntropy, HintonKD
 from kdfair.models.base import KDModel, ModelOutput
 from kdfair.models.fused_nets import FusedStudents, fusable_architecture
 from kdfair.train.device import Runtime
 
 if TYPE_CHECKING:
-    from kdfair.train.lockstep import StepTotals, Student
+    from kdfair.train.lockstep import StepTotals
+    from kdfair.train.student import Student
 
 FUSABLE_METHODS = (HintonKD, CrossEntropy)  # exact classes: their loss calls student(batch.inputs) once
 
@@ -129,12 +130,12 @@ class FusedGroup:
                 parts.append(student.method.loss(proxy, batch, teacher))
                 proxy.check_used()
         self.optimizer.zero_grad(set_to_none=True)
-        torch.stack([p["loss"] for p in parts]).sum().backward()
+        torch.stack([p[LOSS] for p in parts]).sum().backward()
         self.optimizer.step()
         n = len(batch.labels)
-        for slot, totals, part in zip(self.slots, self.totals, parts, strict=True):
-            correct = (logits[slot].detach().argmax(dim=1) == batch.labels).sum()
-            totals.add(n, part["loss"], correct, {k: v for k, v in part.items() if k != "loss"})
+        for totals, part in zip(self.totals, parts, strict=True):
+            correct = (part[LOGITS].argmax(dim=1) == batch.labels).sum()  # the slot's logits
+            totals.add(n, part[LOSS], correct, logged_parts(part))
 
     def finish(self) -> None:
         """Copy the active slots back into their students' models and optimiser states."""

@@ -24,89 +24,24 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from kdfair.io import crash_point, say
-from kdfair.methods.base import Batch, MetaSource, Method, TeacherOutput
-from kdfair.models.base import KDModel
+from kdfair.methods.base import LOGITS, LOSS, Batch, TeacherOutput, logged_parts
 from kdfair.train.augment import InputPipeline
-from kdfair.train.batches import BatchPlan, prefetched, shard_batch
-from kdfair.train.device import Runtime, resumed_cuda_rng_state
+from kdfair.train.batches import prefetched, shard_batch
+from kdfair.train.device import Runtime
 from kdfair.train.fused import FusedGroup, plan_fusion
-from kdfair.train.rundir import RunFolder
-from kdfair.train.sampling import STREAM_AUGMENT, MetaBatches, torch_seed_for
+from kdfair.train.sampling import STREAM_AUGMENT, torch_seed_for
+from kdfair.train.student import Student
 from kdfair.train.teacher import Teacher
 
 STEP_LINE_SECONDS = 60.0  # "lines" progress: at most one line a minute within an epoch (and one at its end)
-
-
-@dataclass
-class Student:
-    """One run's trainable state inside a lockstep group."""
-
-    run_id: str
-    folder: RunFolder
-    model: KDModel
-    method: Method
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    plan: BatchPlan
-    epochs: int
-    live_teacher: bool  # True: live forward per batch; False: cached outputs (or no teacher needed)
-    net: nn.Module  # what the method calls (the model, or a DDP proxy of it)
-    meta_source: MetaSource | None = None
-    meta_batches: MetaBatches | None = None
-    rng_state: torch.Tensor = field(default_factory=torch.get_rng_state)
-    cuda_rng_state: torch.Tensor | None = None
-    next_epoch: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    max_steps: int | None = None
-    sync_grads: Any = None  # DDP: a kdfair.train.ddp.GradientAverage (its ``weight``: this rank's share)
-    recorder: LogitRecorder | None = None  # last classifier output, for the train accuracy
-
-    def state(self) -> dict[str, Any]:
-        """Everything to resume after ``next_epoch`` epochs (saved as checkpoint.pt)."""
-        return {
-            "run_id": self.run_id,
-            "epoch": self.next_epoch,
-            "model": self.model.state_dict(),
-            "method": self.method.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "rng": self.rng_state,
-            "cuda_rng": self.cuda_rng_state,
-            "history": self.history,
-        }
-
-    def restore(self, state: dict[str, Any], device: torch.device, seed: int) -> None:
-        """Continue from a checkpoint ``state``, on ``device`` (which may differ from the one that wrote it;
-        see :func:`resumed_cuda_rng_state`); ``seed``: the run's seed."""
-        self.model.load_state_dict(state["model"])
-        self.method.load_state_dict(state["method"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.next_epoch, self.history = int(state["epoch"]), list(state["history"])
-        self.rng_state = state["rng"]
-        self.cuda_rng_state = resumed_cuda_rng_state(state.get("cuda_rng"), device, seed, self.next_epoch)
-
-
-class LogitRecorder:
-    """Keeps the last output of the student's final classifier layer, for the train accuracy."""
-
-    def __init__(self, model: KDModel, num_classes: int) -> None:
-        self.last: torch.Tensor | None = None
-        heads = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == num_classes]
-        if heads:
-            heads[-1].register_forward_hook(self._hook)
-
-    def _hook(self, module: nn.Module, args: Any, output: torch.Tensor) -> None:
-        self.last = output.detach()
 
 
 @dataclass
@@ -150,7 +85,6 @@ def _run_epoch(students: list[Student], epoch: int, ctx: EpochContext, fused: li
     groups = _fused_groups(students, fused, sums)
     in_groups = {s.run_id: g.size for g in groups for s in g.active}  # run id -> fused model size
     plain = [(s, acc) for s, acc in zip(students, sums, strict=True) if s.run_id not in in_groups]
-    recorders = [s.recorder or _attach_recorder(s) for s, _ in plain]
     lrs = [s.optimizer.param_groups[0]["lr"] for s in students]
     _start_epoch(students, epoch)
     start = time.perf_counter()
@@ -159,7 +93,7 @@ def _run_epoch(students: list[Student], epoch: int, ctx: EpochContext, fused: li
     next_line = start + STEP_LINE_SECONDS  # "lines": a line within an epoch that lasts longer than this
     bar = tqdm(batches, desc=f"epoch {epoch + 1} {names}", disable=not show_bar, leave=False)
     for step, (batch, images, weight) in enumerate(_batches(bar, generator, ctx)):
-        _step_all(students, groups, plain, recorders, batch, ctx, weight)
+        _step_all(students, groups, plain, batch, ctx, weight)
         if show_bar and step % 10 == 0:  # the only per-step sync, and only with a progress bar
             elapsed = time.perf_counter() - start
             loss, accuracy = sums[0].means()[:2]
@@ -205,7 +139,7 @@ class StepTotals:
     """Per-epoch running sums of one student's logged values, kept on the device (no per-step sync).
 
     ``loss`` and the extra parts are sums of ``value * batch size`` (float64 tensors), ``correct`` counts
-    right predictions (NaN once a step had no recorded logits), ``seen`` counts samples (a Python int).
+    right predictions (of the logits the method's loss returns), ``seen`` counts samples (a Python int).
     """
 
     def __init__(self) -> None:
@@ -214,11 +148,11 @@ class StepTotals:
         self.correct: torch.Tensor | float = 0.0
         self.extra: dict[str, torch.Tensor | float] = {}
 
-    def add(self, n: int, loss: torch.Tensor, correct: torch.Tensor | None, extra: dict[str, Any]) -> None:
+    def add(self, n: int, loss: torch.Tensor, correct: torch.Tensor, extra: dict[str, Any]) -> None:
         """Add one step of ``n`` samples; tensors stay where they are (the sums are taken lazily)."""
         self.seen += n
         self.loss = self.loss + loss.detach().double() * n
-        self.correct = float("nan") if correct is None else self.correct + correct
+        self.correct = self.correct + correct
         for key, value in extra.items():
             value = value.detach().double() if torch.is_tensor(value) else float(value)
             self.extra[key] = self.extra.get(key, 0.0) + value * n
@@ -236,15 +170,14 @@ def _start_epoch(students: list[Student], epoch: int) -> None:
         s.model.train()
         s.method.train()
         s.method.start_epoch(epoch)
-        if s.meta_batches is not None:
-            s.meta_batches.start_epoch(epoch)
+        if s.meta is not None:
+            s.meta.batches.start_epoch(epoch)
 
 
 def _step_all(
     students: list[Student],
     groups: list[FusedGroup],
     plain: list[tuple[Student, StepTotals]],
-    recorders: list[LogitRecorder],
     batch: Batch,
     ctx: EpochContext,
     weight: float = 1.0,
@@ -256,8 +189,8 @@ def _step_all(
     live, cached = _teacher_outputs(students, batch, ctx)
     for group in groups:
         group.step(batch, live, cached, ctx.runtime)
-    for (s, acc), rec in zip(plain, recorders, strict=True):
-        _student_step(s, batch, live if s.live_teacher else cached, ctx, rec, acc, weight)
+    for s, acc in plain:
+        _student_step(s, batch, live if s.live_teacher else cached, ctx, acc, weight)
 
 
 def _fused_groups(
@@ -271,16 +204,6 @@ def _fused_groups(
         for members in fused
         if any(s.run_id in active for s in members)
     ]
-
-
-def _attach_recorder(student: Student) -> LogitRecorder:
-    recorder = LogitRecorder(student.model, _num_classes(student.model))
-    student.recorder = recorder
-    return recorder
-
-
-def _num_classes(model: KDModel) -> int:
-    return int(getattr(model, "num_classes", 0))
 
 
 def _make_batch(
@@ -317,39 +240,31 @@ def _student_step(
     batch: Batch,
     teacher_out: TeacherOutput | None,
     ctx: EpochContext,
-    rec: LogitRecorder,
     acc: StepTotals,
     weight: float = 1.0,
 ) -> None:
     """One optimisation step of one student, with its own RNG stream; logged values stay on the device.
 
+    The train accuracy counts the student's logits that the method's loss returns (``parts["logits"]``).
     ``weight`` (DDP): this rank's loss is scaled by it before the backward pass (see :func:`_make_batch`).
     """
-    torch.set_rng_state(s.rng_state)
-    if s.cuda_rng_state is not None:
-        torch.cuda.set_rng_state(s.cuda_rng_state, ctx.runtime.device)
+    s.rng.swap_in(ctx.runtime.device)
     if not s.method.needs_teacher:
         teacher_out = None
-    if s.sync_grads is not None:
-        s.sync_grads.weight = weight
-    rec.last = None
+    sync = None if s.ddp is None else s.ddp.sync_grads
+    if sync is not None:
+        sync.weight = weight
     with ctx.runtime.autocast():
-        logs = s.method.before_step(s.net, batch, teacher_out, s.meta_source)
+        logs = s.method.before_step(s.net, batch, teacher_out, None if s.meta is None else s.meta.source)
         parts = s.method.loss(s.net, batch, teacher_out)
     s.optimizer.zero_grad(set_to_none=True)
-    (parts["loss"] if weight == 1.0 else parts["loss"] * weight).backward()
-    if s.sync_grads is not None:
-        s.sync_grads()
+    (parts[LOSS] if weight == 1.0 else parts[LOSS] * weight).backward()
+    if sync is not None:
+        sync()
     s.optimizer.step()
-    s.rng_state = torch.get_rng_state()
-    if s.cuda_rng_state is not None:
-        s.cuda_rng_state = torch.cuda.get_rng_state(ctx.runtime.device)
-    n = len(batch.labels)
-    correct = None
-    if rec.last is not None and rec.last.shape[0] == n:
-        correct = (rec.last.argmax(dim=1) == batch.labels).sum()
-    extra = {k: v for k, v in parts.items() if k != "loss"}
-    acc.add(n, parts["loss"], correct, {**extra, **logs})
+    s.rng.save(ctx.runtime.device)
+    correct = (parts[LOGITS].detach().argmax(dim=1) == batch.labels).sum()
+    acc.add(len(batch.labels), parts[LOSS], correct, {**logged_parts(parts), **logs})
 
 
 def _finish_epoch(
@@ -360,7 +275,7 @@ def _finish_epoch(
     ``fused``: with ``train.fuse_students``, the size of the fused model the student trained in (0: unfused),
     logged as epochs.csv's ``fused_students``; None leaves the column out.
     """
-    s.scheduler.step()
+    s.learner.scheduler.step()
     loss, accuracy, extra = acc.means()  # the epoch's one sync
     row = {
         "epoch": epoch + 1,

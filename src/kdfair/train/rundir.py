@@ -7,8 +7,6 @@ are removed when the run starts again. An unreadable checkpoint restarts the run
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import warnings
 from pathlib import Path
@@ -20,7 +18,18 @@ import torch.nn.functional as F
 
 from kdfair.data.base import Dataset
 from kdfair.errors import ConfigError, KdfairWarning
-from kdfair.io import atomic_path, environment_info, save_npz_atomic, write_json_atomic, write_text_atomic
+from kdfair.io import atomic_path, environment_info, save_npz_atomic
+from kdfair.runfolder import (
+    CHECKPOINT_PT,
+    CONFIG_JSON,
+    REPRESENTATION_NPZ,
+    is_done,
+    run_path,
+    write_config,
+    write_environment,
+    write_epochs,
+    write_finished,
+)
 from kdfair.train.config import RunConfig, comparable_config
 
 CHECKPOINT_FORMAT = "kdfair-checkpoint-1"
@@ -31,16 +40,16 @@ class RunFolder:
     """``<sweep_dir>/runs/<run_id>``; ``writer=False`` (DDP ranks > 0) makes every write a no-op."""
 
     def __init__(self, sweep_dir: str | Path, run_id: str, *, writer: bool = True) -> None:
-        self.path = Path(sweep_dir) / "runs" / run_id
+        self.path = run_path(sweep_dir, run_id)
         self.run_id, self.writer = run_id, writer
 
     @property
     def done(self) -> bool:
-        return (self.path / "DONE").exists()
+        return is_done(self.path)
 
     @property
     def checkpoint_path(self) -> Path:
-        return self.path / "checkpoint.pt"
+        return self.path / CHECKPOINT_PT
 
     def start(self, config: RunConfig, device: str) -> None:
         """Create the folder, remove stale temporary files, write config.json and environment.json.
@@ -56,7 +65,7 @@ class RunFolder:
         for stale in self.path.glob(".*.tmp"):
             stale.unlink(missing_ok=True)
         resolved = json.loads(config.model_dump_json())
-        existing = self.path / "config.json"
+        existing = self.path / CONFIG_JSON
         if existing.exists():
             try:
                 previous = json.loads(existing.read_text(encoding="utf-8"))
@@ -64,8 +73,8 @@ class RunFolder:
                 previous = None
             if previous is not None and comparable_config(previous) != comparable_config(resolved):
                 raise ConfigError(f"{existing}: holds a different config for run '{self.run_id}'")
-        write_json_atomic(existing, resolved)
-        write_json_atomic(self.path / "environment.json", environment_info(device))
+        write_config(self.path, resolved)
+        write_environment(self.path, environment_info(device))
 
     def load_checkpoint(self) -> dict[str, Any] | None:
         """The last epoch's checkpoint, or None when absent or unreadable (with a KdfairWarning)."""
@@ -92,24 +101,13 @@ class RunFolder:
 
     def write_epochs(self, history: list[dict[str, Any]]) -> None:
         """Rewrite epochs.csv from the per-epoch rows (columns: union of the rows' keys, first-seen order)."""
-        if not self.writer:
-            return
-        columns: list[str] = []
-        for row in history:
-            columns.extend(key for key in row if key not in columns)
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(history)
-        write_text_atomic(self.path / "epochs.csv", buffer.getvalue())
+        if self.writer:
+            write_epochs(self.path, history)
 
     def finish(self, predictions: dict[str, np.ndarray], run_meta: dict[str, Any]) -> None:
         """Write predictions.npz, run.json and then DONE (last)."""
-        if not self.writer:
-            return
-        save_npz_atomic(self.path / "predictions.npz", **predictions)
-        write_json_atomic(self.path / "run.json", run_meta)
-        write_text_atomic(self.path / "DONE", "")
+        if self.writer:
+            write_finished(self.path, predictions, run_meta)
 
 
 def write_representation(dataset: Dataset, sweep_dir: str | Path) -> Path | None:
@@ -119,7 +117,7 @@ def write_representation(dataset: Dataset, sweep_dir: str | Path) -> Path | None
     (zero mean, unit standard deviation; constant columns are left at 0). This is SPEC §6's default
     representation for individual fairness. Token-id data is skipped (returns None).
     """
-    target = Path(sweep_dir) / "representation.npz"
+    target = Path(sweep_dir) / REPRESENTATION_NPZ
     if dataset.modality != "image":
         return None
     if target.exists():

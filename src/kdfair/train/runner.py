@@ -26,8 +26,9 @@ from kdfair.train.augment import InputPipeline, channel_stats
 from kdfair.train.config import DataConfig, RunConfig
 from kdfair.train.ddp import distribute
 from kdfair.train.device import Runtime, deterministic_threads, make_runtime, resolve_device
-from kdfair.train.lockstep import EpochContext, Student, train_epochs
+from kdfair.train.lockstep import EpochContext, train_epochs
 from kdfair.train.rundir import RunFolder, write_representation
+from kdfair.train.student import Student
 from kdfair.train.teacher import Teacher, fill_cache, resolve_teacher
 from kdfair.train.trainer import build_student, predict, prediction_arrays, run_meta
 from kdfair.train.twins import write_run_counterfactual

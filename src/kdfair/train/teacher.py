@@ -12,7 +12,6 @@ An outputs file (``sample_id`` and ``logits`` and/or ``features``) is aligned to
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from kdfair.methods.base import TeacherOutput
 from kdfair.models.base import KDModel
 from kdfair.models.registry import build_model, model_options
 from kdfair.models.weights import load_pretrained
+from kdfair.runfolder import CHECKPOINT_PT, DONE, is_done, read_config, run_path
 from kdfair.train.augment import InputPipeline
 from kdfair.train.config import ModelConfig, TeacherSource, parse_run_config
 from kdfair.train.device import Runtime
@@ -100,11 +100,11 @@ def resolve_teacher(source: TeacherSource, sweep_dir: Path, dataset: Dataset, ru
     if source.kind == "outputs":
         return _from_outputs(Path(source.path or ""), dataset, runtime)
     if source.kind == "run":
-        folder = Path(sweep_dir) / "runs" / str(source.run_id)
-        if not (folder / "DONE").exists():
-            raise ConfigError(f"teacher run '{source.run_id}' is not finished: no DONE in {folder}")
-        teacher_config = parse_run_config(json.loads((folder / "config.json").read_text()), str(folder))
-        weights = folder / "checkpoint.pt"
+        folder = run_path(sweep_dir, str(source.run_id))
+        if not is_done(folder):
+            raise ConfigError(f"teacher run '{source.run_id}' is not finished: no {DONE} in {folder}")
+        teacher_config = parse_run_config(read_config(folder), str(folder))
+        weights = folder / CHECKPOINT_PT
         model = build_network(teacher_config.model, dataset, pretrained=False)
         load_pretrained(model, weights)
         key, description = str(source.run_id), f"run {source.run_id} ({teacher_config.model.name})"

@@ -17,16 +17,17 @@ from torch import nn
 
 from kdfair.data.base import Dataset
 from kdfair.errors import ConfigError, KdfairWarning
-from kdfair.methods.base import Batch, Method, MethodContext, TeacherOutput
+from kdfair.methods.base import Batch, MetaSource, Method, MethodContext, TeacherOutput
 from kdfair.methods.registry import build_method
 from kdfair.models.base import KDModel
+from kdfair.runfolder import attr_key
 from kdfair.train.augment import InputPipeline
 from kdfair.train.batches import BatchPlan
 from kdfair.train.config import RunConfig, TrainConfig
 from kdfair.train.device import Runtime
-from kdfair.train.lockstep import Student
 from kdfair.train.rundir import RunFolder
 from kdfair.train.sampling import MetaBatches, split_meta
+from kdfair.train.student import Learner, MetaFeed, RngStreams, Student
 from kdfair.train.teacher import Teacher, build_network
 
 
@@ -148,22 +149,20 @@ def build_student(
     student = Student(
         run_id=config.run_id,
         folder=folder,
-        model=model,
-        method=method,
-        optimizer=optimizer,
-        scheduler=scheduler,
+        learner=Learner(model, method, optimizer, scheduler),
         plan=plan,
         epochs=config.train.epochs,
         live_teacher=live,
-        net=model,
         max_steps=config.train.max_steps_per_epoch,
     )
     if meta_positions is not None and meta_inputs is not None:
-        student.meta_batches = MetaBatches(len(meta_positions), plan.batch_size, seed=config.seed)
-        student.meta_source = _meta_source(student, meta_positions, meta_inputs, teacher, runtime, live)
-    student.rng_state = torch.get_rng_state()
+        batches = MetaBatches(len(meta_positions), plan.batch_size, seed=config.seed)
+        student.meta = MetaFeed(
+            batches, _meta_source(batches, method, meta_positions, meta_inputs, teacher, runtime, live)
+        )
+    student.rng = RngStreams(torch.get_rng_state())
     if runtime.device.type == "cuda":
-        student.cuda_rng_state = torch.cuda.get_rng_state(runtime.device)
+        student.rng.cuda = torch.cuda.get_rng_state(runtime.device)
     checkpoint = folder.load_checkpoint()
     if checkpoint is not None:
         student.restore(checkpoint, runtime.device, config.seed)
@@ -189,24 +188,24 @@ def _unique(params: list[nn.Parameter]) -> list[nn.Parameter]:
 
 
 def _meta_source(
-    student: Student,
+    meta_batches: MetaBatches,
+    method: Method,
     meta_positions: np.ndarray,
     inputs: InputPipeline,
     teacher: Teacher | None,
     runtime: Runtime,
     live: bool,
-):
+) -> MetaSource:
     """BIRD's meta batches: unaugmented, from the held-out positions, with the teacher's outputs."""
     labels = torch.from_numpy(inputs.split.labels).to(runtime.device)
     attributes = {k: torch.from_numpy(v).to(runtime.device) for k, v in inputs.split.attributes.items()}
 
     def next_meta() -> tuple[Batch, TeacherOutput]:
-        assert student.meta_batches is not None
-        positions = meta_positions[student.meta_batches.next()]
+        positions = meta_positions[meta_batches.next()]
         index = inputs.to_device(torch.from_numpy(positions))
         x = inputs.batch(positions)
         batch = Batch(x, labels[index], {k: v[index] for k, v in attributes.items()}, index)
-        if teacher is None or not student.method.needs_meta_teacher:  # BIRD discards them: no teacher pass
+        if teacher is None or not method.needs_meta_teacher:  # BIRD discards them: no teacher pass
             return batch, TeacherOutput()
         return batch, teacher.live(x, runtime) if live else teacher.lookup(index)
 
@@ -245,9 +244,9 @@ def prediction_arrays(dataset: Dataset, logits: np.ndarray, features: np.ndarray
             )
             continue
         if levels and values.max(initial=0) < len(levels):
-            arrays[f"attr_{name}"] = np.asarray(levels)[values].astype(str)
+            arrays[attr_key(name)] = np.asarray(levels)[values].astype(str)
         else:
-            arrays[f"attr_{name}"] = values
+            arrays[attr_key(name)] = values
     return arrays
 
 

@@ -16,7 +16,6 @@ are taken from the run's test logits, so no network is needed for them.
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -24,11 +23,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kdfair.counterfactual import COUNTERFACTUAL_NPZ, save_counterfactual
+from kdfair.counterfactual import save_counterfactual
 from kdfair.data.base import Dataset
 from kdfair.data.twins import CounterfactualTwins
 from kdfair.errors import ConfigError, KdfairWarning
 from kdfair.models.base import KDModel
+from kdfair.runfolder import (
+    CHECKPOINT_PT,
+    CONFIG_JSON,
+    COUNTERFACTUAL_NPZ,
+    PREDICTIONS_NPZ,
+    RUNS,
+    is_done,
+    read_config,
+)
 from kdfair.train.augment import InputPipeline
 from kdfair.train.config import RunConfig, parse_run_config
 from kdfair.train.device import Runtime, make_runtime, resolve_device
@@ -137,9 +145,9 @@ def restore_final_model(run_dir: Path, config: RunConfig, dataset: Dataset, runt
     in eval mode on the runtime's device; ConfigError when the checkpoint is absent or not final."""
     from kdfair.train.teacher import build_network
 
-    path = run_dir / "checkpoint.pt"
+    path = run_dir / CHECKPOINT_PT
     if not path.is_file():
-        raise ConfigError(f"{run_dir.name}: no checkpoint.pt, so its twins cannot be predicted")
+        raise ConfigError(f"{run_dir.name}: no {CHECKPOINT_PT}, so its twins cannot be predicted")
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "model" not in state:
         raise ConfigError(f"{path}: not a kdfair checkpoint")
@@ -164,7 +172,7 @@ def _check_reproduces(
     from kdfair.train.trainer import predict
 
     test = dataset.split("test")
-    with np.load(run_dir / "predictions.npz") as saved:
+    with np.load(run_dir / PREDICTIONS_NPZ) as saved:
         rows = _rows_in(test.sample_ids, saved["sample_id"])
         if rows is None:
             raise ConfigError(f"{run_dir.name}: predictions.npz does not hold the data set's test ids")
@@ -194,12 +202,12 @@ def add_run_counterfactual(run_dir: Path, *, device: str | None = None) -> Path 
     data set has no twins. Raises ConfigError when the final weights cannot be restored or checked."""
     from kdfair.train.runner import load_data
 
-    config = parse_run_config(json.loads((run_dir / "config.json").read_text()), str(run_dir / "config.json"))
+    config = parse_run_config(read_config(run_dir), str(run_dir / CONFIG_JSON))
     dataset = load_data(config.data)
     if dataset.counterfactual is None:
         return None
     twin_ids = dataset.counterfactual.split.sample_ids
-    with np.load(run_dir / "predictions.npz") as saved:
+    with np.load(run_dir / PREDICTIONS_NPZ) as saved:
         rows = _rows_in(twin_ids, saved["sample_id"]) if "logits" in saved.files else None
         if rows is not None:  # every twin is a test sample (CIFAR-10S): its logits are saved already
             return save_twins(run_dir, dataset, np.asarray(saved["logits"], dtype=np.float32)[rows])
@@ -216,10 +224,10 @@ def add_missing_counterfactuals(
     data set has twins; returns the files written. A run that cannot be completed is logged and skipped
     (the audit then lists it among the runs without twins)."""
     written = []
-    for run_dir in sorted(Path(sweep_dir).glob("runs/*/")):
-        if not (run_dir / "DONE").exists() or (run_dir / COUNTERFACTUAL_NPZ).exists():
+    for run_dir in sorted(Path(sweep_dir).glob(f"{RUNS}/*/")):
+        if not is_done(run_dir) or (run_dir / COUNTERFACTUAL_NPZ).exists():
             continue
-        if not (run_dir / "config.json").is_file():
+        if not (run_dir / CONFIG_JSON).is_file():
             continue
         try:
             path = add_run_counterfactual(run_dir, device=device)
