@@ -61,7 +61,7 @@ import torch.nn.functional as F  # noqa: E402
 from kdfair.data.base import Dataset, DataSplit  # noqa: E402
 from kdfair.models.registry import build_model  # noqa: E402
 from kdfair.runfolder import EPOCHS_CSV  # noqa: E402
-from kdfair.train import runner  # noqa: E402
+from kdfair.train import datasets, runner  # noqa: E402
 from kdfair.train.augment import InputPipeline  # noqa: E402
 from kdfair.train.config import RunConfig  # noqa: E402
 from kdfair.train.sampling import random_batches  # noqa: E402
@@ -246,7 +246,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     sizes = {"lenet5": args.train, "resnet20": args.train_big}
     data = {f"synthetic_{s}": synthetic(sizes[s], args.test) for _, s, _ in PAIRS}
-    runner.load_data = lambda config: data[config.name]
+    datasets.load_data = lambda config: data[config.name]
     print(f"train images {sizes}, test {args.test}, rounds {args.rounds}", flush=True)
     times: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench_lockstep_") as tmp:

@@ -32,7 +32,7 @@ import torch
 from kdfair.data.base import Dataset, DataSplit
 from kdfair.models.registry import build_model
 from kdfair.runfolder import DONE, EPOCHS_CSV, PREDICTIONS_NPZ
-from kdfair.train import runner
+from kdfair.train import datasets, runner
 from kdfair.train.config import RunConfig
 
 AIRBENCH = "airbench94: 94.01% CIFAR-10 accuracy in 3.29 s on one A100 (torch.compile; 3.83 s without)"
@@ -59,8 +59,8 @@ def synthetic(n_train: int, n_test: int) -> Dataset:
 
 def install(dataset: Dataset) -> None:
     """Make the trainer load ``dataset`` for the data set name ``synthetic``."""
-    real = runner.load_data
-    runner.load_data = lambda config: dataset if config.name == "synthetic" else real(config)
+    real = datasets.load_data
+    datasets.load_data = lambda config: dataset if config.name == "synthetic" else real(config)
 
 
 def run(run_id: str, model: str, train: dict[str, Any], **fields: Any) -> RunConfig:

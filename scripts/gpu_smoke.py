@@ -41,7 +41,7 @@ import torch
 from kdfair.data.base import Dataset, DataSplit
 from kdfair.models.registry import build_model
 from kdfair.runfolder import DONE, EPOCHS_CSV, PREDICTIONS_NPZ
-from kdfair.train import lockstep, runner
+from kdfair.train import datasets, lockstep, runner
 from kdfair.train.config import RunConfig
 
 METHODS: dict[str, dict[str, Any]] = {  # every DS method, with the options that make it do all its work
@@ -91,7 +91,7 @@ def tokens(n_train: int, n_test: int, vocab: int = 50, length: int = 16) -> Data
 
 def install(dataset: Dataset) -> None:
     """Make the trainer load ``dataset`` for the data set name ``synthetic``."""
-    runner.load_data = lambda config: dataset  # this process trains nothing else
+    datasets.load_data = lambda config: dataset  # this process trains nothing else
 
 
 def ds_run(

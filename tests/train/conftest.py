@@ -19,11 +19,11 @@ from kdfair.train.teacher import Teacher  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def _standin(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kdfair.train import runner
+    from kdfair.train import datasets
 
-    real = runner.load_data
+    real = datasets.load_data
     monkeypatch.setattr(
-        runner, "load_data", lambda c: standin.make_dataset() if c.name == "standin" else real(c)
+        datasets, "load_data", lambda c: standin.make_dataset() if c.name == "standin" else real(c)
     )
     torch.set_num_threads(1)
 
@@ -31,15 +31,15 @@ def _standin(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def trained_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A sweep folder holding a finished teacher run ``teacher_s0`` (LeNet-5, 2 epochs)."""
-    from kdfair.train import runner
+    from kdfair.train import datasets, runner
 
-    real = runner.load_data
-    runner.load_data = lambda c: standin.make_dataset()
+    real = datasets.load_data
+    datasets.load_data = lambda c: standin.make_dataset()
     try:
         out = tmp_path_factory.mktemp("teacher_sweep")
         runner.execute([run_config("teacher_s0", role="teacher")], out, device="cpu", progress=False)
     finally:
-        runner.load_data = real
+        datasets.load_data = real
     return out
 
 

@@ -51,15 +51,15 @@ def make_dataset(n_train: int = 96, n_test: int = 40) -> Dataset:
 
 
 def install() -> None:
-    """Make ``kdfair.train.runner.load_data`` return the stand-in for data set name 'standin'."""
-    from kdfair.train import runner
+    """Make ``kdfair.train.datasets.load_data`` return the stand-in for data set name 'standin'."""
+    from kdfair.train import datasets
 
-    original = runner.load_data
+    original = datasets.load_data
 
     def load(config):  # noqa: ANN001, ANN202
         return make_dataset() if config.name == "standin" else original(config)
 
-    runner.load_data = load
+    datasets.load_data = load
 
 
 def ddp_main() -> None:

@@ -27,7 +27,7 @@ from pydantic import Field, model_validator
 from kdfair.data import trifeature_art as art
 from kdfair.data.base import Dataset, DataSplit
 from kdfair.data.common import StrictOptions, cache_dir, fingerprint, splits_info
-from kdfair.data.trifeature_twins import build_twins
+from kdfair.data.trifeature_twins import TEST_SPLIT_ID, build_twins
 from kdfair.io import save_npz_atomic
 
 GENERATOR_VERSION = 1  # bump when the pictures change, so stale caches are not reused
@@ -223,7 +223,16 @@ def load_trifeature(root: Path | None, options: TrifeatureOptions, *, seed: int)
         for split in ("train", "test")
     }
     levels = {factor: names[factor] for factor in protected}
-    twins = build_twins(options, seed, splits["test"], names, path if options.use_cache else None)
+    twins = build_twins(
+        options,
+        seed,
+        splits["test"],
+        names,
+        path if options.use_cache else None,
+        params=split_parameters(options.test_per_combination, seed, TEST_SPLIT_ID),
+        render=render_all,
+        generator_version=GENERATOR_VERSION,
+    )
     info = {
         "seed": seed,
         "cache_file": str(path) if options.use_cache else None,

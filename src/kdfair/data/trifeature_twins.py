@@ -16,6 +16,7 @@ written once to an ``.npy`` beside the split cache and memory-mapped afterwards.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 FACTORS = ("shape", "texture", "colour")
 LEVELS = 10  # levels of every factor
 TEST_SPLIT_ID = 1  # generate_split's split_id of the test split
+# render_all(params, options, out=None) -> uint8 (M, S, S, 3) images
+Render = Callable[..., np.ndarray]
 
 
 def twin_parameters(
@@ -56,8 +59,10 @@ class TwinImages:
     """The twin images of ``params``, rendered on first access (uint8 (M, S, S, 3)); with a ``cache`` path
     they are rendered once into that ``.npy`` (atomically) and memory-mapped from it afterwards."""
 
-    def __init__(self, params: dict[str, np.ndarray], options: TrifeatureOptions, cache: Path | None) -> None:
-        self.params, self.options, self.cache = params, options, cache
+    def __init__(
+        self, params: dict[str, np.ndarray], options: TrifeatureOptions, cache: Path | None, render: Render
+    ) -> None:
+        self.params, self.options, self.cache, self.render = params, options, cache, render
         self._images: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -68,17 +73,15 @@ class TwinImages:
 
     def images(self) -> np.ndarray:
         """All twin images (rendered, or read from the cache, on the first call)."""
-        from kdfair.data.trifeature import render_all
-
         if self._images is None:
             if self.cache is None:
-                self._images = render_all(self.params, self.options)
+                self._images = self.render(self.params, self.options)
             else:
                 if not self.cache.is_file():
                     size = self.options.image_size
                     with atomic_path(self.cache) as tmp:
                         out = np.lib.format.open_memmap(tmp, "w+", np.uint8, (len(self), size, size, 3))
-                        render_all(self.params, self.options, out)
+                        self.render(self.params, self.options, out)
                         out.flush()
                         del out
                 self._images = np.load(self.cache, mmap_mode="r")
@@ -97,22 +100,25 @@ def build_twins(
     test: DataSplit,
     level_names: dict[str, list[str]],
     split_cache: Path | None,
+    *,
+    params: dict[str, np.ndarray],
+    render: Render,
+    generator_version: int,
 ) -> CounterfactualTwins | None:
     """The counterfactual twins of the test split ``test`` (None when ``twin_attributes`` is empty).
 
     ``level_names``: factor -> names of its levels; ``split_cache``: the split cache file (twins are cached
-    beside it) or None for no cache.
+    beside it) or None for no cache. ``params``: the test split's drawn parameters, ``render``: the renderer
+    (:func:`kdfair.data.trifeature.render_all`), ``generator_version``: the generator's version (both passed
+    in by the Trifeature loader, so this module does not import it back).
     """
-    from kdfair.data.trifeature import GENERATOR_VERSION, split_parameters
-
     factors = twin_factors(options)
     if not factors:
         return None
-    params = split_parameters(options.test_per_combination, seed, TEST_SPLIT_ID)
     per_image = options.twins_per_image or LEVELS - 1
     parts, sources, changed = [], [], []
     for factor in factors:
-        rng = np.random.default_rng([seed, TEST_SPLIT_ID, GENERATOR_VERSION, 100 + FACTORS.index(factor)])
+        rng = np.random.default_rng([seed, TEST_SPLIT_ID, generator_version, 100 + FACTORS.index(factor)])
         twins, source = twin_parameters(params, factor, per_image, rng)
         parts.append(twins)
         sources.append(source)
@@ -128,7 +134,7 @@ def build_twins(
     if split_cache is not None:
         cache = split_cache.with_name(f"{split_cache.stem}_twins_{fingerprint(factors, per_image)}.npy")
     split = DataSplit(
-        inputs=TwinImages(merged, options, cache),
+        inputs=TwinImages(merged, options, cache, render),
         labels=test.labels[source_rows],
         sample_ids=sample_ids,
         attributes={name: merged[name].astype(np.int64) for name in test.attributes},

@@ -1,5 +1,4 @@
-"""The report's counterfactual fairness (SPEC §6): a table and a figure against the temperature, and the
-notes on which pairs Table 4's kNN measures used.
+"""The report's counterfactual fairness (SPEC §6): a table and a figure against the temperature.
 
 Counterfactual unfairness is the mean total variation distance between a test sample's and its twin's
 predicted probabilities (a fraction, shown with 4 decimals); the flip rate is the share of pairs whose
@@ -13,12 +12,12 @@ from pathlib import Path
 
 from kdfair.metrics.table import METRICS, column_label
 from kdfair.report.figstyle import Figure
+from kdfair.report.figures_lines import two_panel
 from kdfair.report.load import AuditData
 from kdfair.report.tables import STD_NOTE, group_breaks, label_columns, stat_cell
 from kdfair.report.tabular import Table
 
 TWIN_METRICS = tuple(name for name, entry in METRICS.items() if entry.needs_twins)  # unfairness, flips
-MIN_SAME_LABEL = 0.5  # the audit's threshold for the pair warning (kdfair.audit.counterfactual)
 
 
 def twin_attributes(audit: AuditData) -> list[str]:
@@ -56,11 +55,9 @@ def table_counterfactual(audit: AuditData) -> Table | None:
 
 def fig_counterfactual(audit: AuditData, out_dir: Path, attribute: str) -> Figure | None:
     """Counterfactual unfairness and flip rate (%) against the temperature for one attribute."""
-    from kdfair.report.figures_lines import _two_panel
-
     slug = "".join(ch if ch.isalnum() else "_" for ch in attribute.lower())
     name = f"fig9_counterfactual_{slug}"
-    paths = _two_panel(
+    paths = two_panel(
         audit,
         out_dir,
         name,
@@ -78,32 +75,3 @@ def fig_counterfactual(audit: AuditData, out_dir: Path, attribute: str) -> Figur
         png=paths[0],
         svg=paths[1],
     )
-
-
-def knn_notes(audit: AuditData) -> list[str]:
-    """Table 4's notes on the kNN pairs: their space (the teacher's, where it is), what they share, and a
-    warning when fewer than half share the true label."""
-    fairness = audit.meta.get("individual_fairness") or {}
-    k, space = fairness.get("k", 5), fairness.get("space")
-    where = str(fairness.get("representation", "input"))
-    if space == "teacher":
-        notes = [
-            f"Neighbours: k = {k} nearest in the teacher's penultimate feature space ({where}), the same "
-            "pairs for every model (SPEC §6). This favours the teacher: its own value is measured in its "
-            "own feature space."
-        ]
-    else:
-        notes = [f"Neighbours: k = {k} nearest in the '{where}' representation (SPEC §6)."]
-    pairs = fairness.get("pairs")
-    if pairs:
-        groups = ", ".join(f"{a} {100 * v:.0f}%" for a, v in (pairs.get("same_group") or {}).items())
-        notes.append(
-            f"Pairs with the same true label: {100 * pairs['same_label']:.0f}%"
-            + (f"; with the same protected group: {groups}." if groups else ".")
-        )
-        if pairs["same_label"] < MIN_SAME_LABEL:
-            notes.append(
-                "WARNING: fewer than half of these pairs share the true label, so the values measure "
-                "accuracy, not fairness; see the counterfactual table or use the teacher's feature space."
-            )
-    return notes

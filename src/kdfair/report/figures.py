@@ -15,8 +15,9 @@ import pandas as pd
 from matplotlib.colors import LogNorm
 from tqdm import tqdm
 
+import kdfair.report.figures_curves as figures_curves
+import kdfair.report.figures_lines as figures_lines
 from kdfair.metrics.table import METRICS, arrow_label
-from kdfair.report import figures_curves, figures_lines
 from kdfair.report.counterfactual import fig_counterfactual, twin_attributes
 from kdfair.report.figstyle import (
     HATCHES,

@@ -15,6 +15,7 @@ from kdfair.metrics.table import METRICS, axis_label
 from kdfair.report.figstyle import NDS_STYLE, TEACHER_STYLE, Figure, new_figure, save_figure, series_style
 from kdfair.report.figstyle import temperature_axis as _temperature_axis
 from kdfair.report.health import fairness_mark, mark_points
+from kdfair.report.knn import knn_notes
 from kdfair.report.load import AuditData, Condition
 from kdfair.report.noise import band_legend, draw_null_band, figure_note
 
@@ -150,7 +151,7 @@ def fig_significance(audit: AuditData, out_dir: Path) -> Figure | None:
     )
 
 
-def _two_panel(audit: AuditData, out_dir: Path, name: str, panels: list[tuple[str, str]]):
+def two_panel(audit: AuditData, out_dir: Path, name: str, panels: list[tuple[str, str]]):
     """One panel per (metric, attribute), titled with the metric's axis label and direction (METRICS)."""
     fig, axes = new_figure(len(panels), 1, width=11, height=4.0)
     drawn = False
@@ -172,7 +173,7 @@ def fig_group_fairness(audit: AuditData, out_dir: Path, attribute: str) -> Figur
         return None
     slug = "".join(ch if ch.isalnum() else "_" for ch in attribute.lower())
     name = f"fig4_fairness_{slug}"
-    paths = _two_panel(
+    paths = two_panel(
         audit,
         out_dir,
         name,
@@ -194,12 +195,10 @@ def fig_group_fairness(audit: AuditData, out_dir: Path, attribute: str) -> Figur
 
 def fig_individual_fairness(audit: AuditData, out_dir: Path) -> Figure | None:
     """Individual unfairness (unitless) and consistency (%) against temperature."""
-    from kdfair.report.counterfactual import knn_notes  # imports kdfair.report.tables
-
     if not (audit.has_metric("individual_unfairness") or audit.has_metric("consistency")):
         return None
     name = "fig6_individual_fairness"
-    paths = _two_panel(
+    paths = two_panel(
         audit,
         out_dir,
         name,

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from kdfair.metrics.table import METRICS, column_label
 from kdfair.report.health import fairness_mark
+from kdfair.report.knn import knn_notes
 from kdfair.report.load import AuditData, Condition
 from kdfair.report.noise import floor_cells, floor_columns, noise_mark
 from kdfair.report.tabular import Cell, Stat, Table
@@ -175,8 +176,6 @@ def table_individual_fairness(audit: AuditData) -> Table | None:
     """Table 4 of paper 002: individual unfairness (unitless) and consistency (%) per condition."""
     if not (audit.has_metric("individual_unfairness") or audit.has_metric("consistency")):
         return None
-    from kdfair.report.counterfactual import knn_notes  # imports this module
-
     names, cells = label_columns(audit)
     shown = ("individual_unfairness", "consistency")
     rows = [cells(c) + [stat_cell(audit, c.id, m) for m in shown] for c in audit.conditions]

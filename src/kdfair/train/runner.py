@@ -22,8 +22,9 @@ import torch.distributed as dist
 from kdfair.convergence import assess_convergence
 from kdfair.data.base import Dataset
 from kdfair.errors import ConfigError
-from kdfair.train.augment import InputPipeline, channel_stats
-from kdfair.train.config import DataConfig, RunConfig
+from kdfair.train import datasets
+from kdfair.train.augment import InputPipeline
+from kdfair.train.config import RunConfig
 from kdfair.train.ddp import distribute
 from kdfair.train.device import Runtime, deterministic_threads, make_runtime, resolve_device
 from kdfair.train.lockstep import EpochContext, train_epochs
@@ -32,30 +33,6 @@ from kdfair.train.student import Student
 from kdfair.train.teacher import Teacher, fill_cache, resolve_teacher
 from kdfair.train.trainer import build_student, predict, prediction_arrays, run_meta
 from kdfair.train.twins import write_run_counterfactual
-
-_DATASETS: dict[str, Dataset] = {}  # per-process cache: DataConfig JSON -> loaded data set
-_STATS: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
-
-
-def load_data(config: DataConfig) -> Dataset:
-    """Load (once per process) the data set named by ``config`` through ``kdfair.data.registry``."""
-    key = config.model_dump_json()
-    if key not in _DATASETS:
-        from kdfair.data.registry import load_dataset
-
-        root = Path(config.root) if config.root is not None else None
-        _DATASETS[key] = load_dataset(config.name, root, dict(config.options), seed=config.seed)
-    return _DATASETS[key]
-
-
-def normalization(config: RunConfig, dataset: Dataset) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Per-channel mean/std in [0, 1] units: of the train split (cached), or None for 0.5/0.5."""
-    if dataset.modality != "image" or config.train.normalize == "half":
-        return None, None
-    key = (config.data.model_dump_json(), "train")
-    if key not in _STATS:
-        _STATS[key] = channel_stats(dataset.split("train"))
-    return _STATS[key]
 
 
 def check_group(runs: list[RunConfig]) -> None:
@@ -93,7 +70,7 @@ def execute_sharded(
     folders = [RunFolder(sweep_dir, r.run_id, writer=shard[0] == 0) for r in runs]
     pending = [(r, f) for r, f in zip(runs, folders, strict=True) if not f.done]
     if pending:
-        dataset = load_data(runs[0].data)
+        dataset = datasets.load_data(runs[0].data)
         runtime = make_runtime(runs[0].train, resolve_device(device), dataset.modality)
         with deterministic_threads(runs[0].train, runtime.device):
             _train_unit(pending, dataset, runtime, sweep_dir, progress, shard)
@@ -111,7 +88,7 @@ def _train_unit(
     first = pending[0][0]
     if shard[0] == 0:
         write_representation(dataset, sweep_dir)
-    mean, std = normalization(first, dataset)
+    mean, std = datasets.normalization(first, dataset)
     train_split = dataset.split("train")
     augmented = InputPipeline(
         train_split,

@@ -37,6 +37,7 @@ from kdfair.runfolder import (
     is_done,
     read_config,
 )
+from kdfair.train import datasets
 from kdfair.train.augment import InputPipeline
 from kdfair.train.config import RunConfig, parse_run_config
 from kdfair.train.device import Runtime, make_runtime, resolve_device
@@ -91,12 +92,11 @@ def _predictor(
     model: KDModel, dataset: Dataset, runtime: Runtime, config: RunConfig
 ) -> Callable[[], np.ndarray]:
     """A function predicting the twin inputs with ``model``, normalised as in training."""
-    from kdfair.train.runner import normalization
     from kdfair.train.trainer import predict
 
     def run() -> np.ndarray:
         assert dataset.counterfactual is not None
-        mean, std = normalization(config, dataset)
+        mean, std = datasets.normalization(config, dataset)
         pipeline = InputPipeline(
             dataset.counterfactual.split,
             modality=dataset.modality,
@@ -168,7 +168,6 @@ def _check_reproduces(
 ) -> np.ndarray:
     """Predict the test split again; ConfigError unless ``MIN_AGREEMENT`` of the classes match
     predictions.npz. Returns the saved test logits in split order."""
-    from kdfair.train.runner import normalization
     from kdfair.train.trainer import predict
 
     test = dataset.split("test")
@@ -177,7 +176,7 @@ def _check_reproduces(
         if rows is None:
             raise ConfigError(f"{run_dir.name}: predictions.npz does not hold the data set's test ids")
         saved_logits = np.asarray(saved["logits"], dtype=np.float32)[rows]
-    mean, std = normalization(config, dataset)
+    mean, std = datasets.normalization(config, dataset)
     pipeline = InputPipeline(
         test,
         modality=dataset.modality,
@@ -200,10 +199,8 @@ def _check_reproduces(
 def add_run_counterfactual(run_dir: Path, *, device: str | None = None) -> Path | None:
     """Add ``counterfactual.npz`` to one finished run folder (see the module docstring); None when the run's
     data set has no twins. Raises ConfigError when the final weights cannot be restored or checked."""
-    from kdfair.train.runner import load_data
-
     config = parse_run_config(read_config(run_dir), str(run_dir / CONFIG_JSON))
-    dataset = load_data(config.data)
+    dataset = datasets.load_data(config.data)
     if dataset.counterfactual is None:
         return None
     twin_ids = dataset.counterfactual.split.sample_ids
