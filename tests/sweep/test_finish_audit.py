@@ -47,6 +47,22 @@ def test_every_planned_run_finished(tmp_path: Path) -> None:
     assert meta["options"]["level"] == 0.05 and meta["options"]["representation"] == "auto"
 
 
+def test_a_sweep_folder_given_relative_to_the_working_directory_is_audited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: `kdfair sweep ... --out experiments_out/x` passed the run folders relative to the working
+    # directory to an audit that reads them below the sweep folder (experiments_out/x/experiments_out/x/...)
+    monkeypatch.chdir(tmp_path)
+    sub = tiny_plan(Path("experiments_out") / "x")
+    assert not sub.out_dir.is_absolute()
+    lines: list[str] = []
+    finish_subsweep(sub, audit=True, report=False, log=lines.append)
+    assert lines == [f"audit: {sub.out_dir / 'audit'}"]
+    meta = audit_json(sub)
+    assert meta["n_runs"] == 12 and meta["skipped_runs"] == []
+    assert meta["options"]["run_dirs"][0] == "runs/ds_kd_T1_a0.8_s0"
+
+
 def test_unfinished_and_unplanned_folders_are_left_out_by_name(tmp_path: Path) -> None:
     sub = tiny_plan(tmp_path / "out")
     runs = sub.out_dir / "runs"

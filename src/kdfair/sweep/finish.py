@@ -89,7 +89,7 @@ def finish_subsweep(sub: SubSweep, *, audit: bool, report: bool, log: Callable[[
         sub.out_dir,
         level=sub.config.audit.level,
         representation=sub.config.audit.representation,  # "input": <sweep>/representation.npz
-        run_dirs=finished,
+        run_dirs=[run_dir.relative_to(sub.out_dir) for run_dir in finished],  # audit_runs: below out_dir
     )
     result.info["skipped_runs"] += [entry.as_dict() for entry in left_out]
     write_audit(result, audit_dir)
