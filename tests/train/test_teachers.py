@@ -117,3 +117,58 @@ def test_run_folder_environment(sweep: Path) -> None:
     assert env["git_revision"] == expected
     if expected is not None:
         assert re.fullmatch(r"[0-9a-f]{40}", env["git_revision"])
+
+
+def _cached_keys(sweep: Path) -> set[str]:
+    (cache,) = (sweep / "cache").glob("teacher_*.npz")
+    with np.load(cache) as npz:
+        return set(npz.files)
+
+
+@pytest.mark.parametrize(
+    ("method", "maps"),
+    [("at", {"map0", "map1"}), ("fitnet", {"map1"})],  # AT: both LeNet-5 maps; FitNet: its hint layer (-1)
+)
+def test_map_methods_read_the_maps_they_need_from_the_cache(
+    sweep: Path, live_calls: list[int], method: str, maps: set[str]
+) -> None:
+    cached = execute(
+        [run_config("ds_cached", method=method, train={"augment": False})],
+        sweep,
+        device="cpu",
+        progress=False,
+    )[0]
+    assert live_calls == [96]  # the cache pass only: no teacher forward per training batch
+    assert _cached_keys(sweep) == {"sample_id", "fingerprint", "logits", "features", *maps}
+    live = execute(
+        [run_config("ds_live", method=method, train={"augment": False, "teacher_cache": "off"})],
+        sweep,
+        device="cpu",
+        progress=False,
+    )[0]
+    assert len(live_calls) > 1  # a forward per batch
+    with np.load(cached / "predictions.npz") as a, np.load(live / "predictions.npz") as b:
+        np.testing.assert_allclose(a["logits"], b["logits"], rtol=1e-5, atol=1e-5)
+
+
+def test_maps_over_the_cache_limit_stay_live(
+    sweep: Path, live_calls: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("kdfair.train.teacher.MAP_CACHE_BYTES", 0)
+    execute([run_config("ds_at", method="at", train={"augment": False})], sweep, device="cpu", progress=False)
+    assert live_calls == [32] * 6  # a live forward per batch (3 a epoch, 2 epochs); AT reads no cached logits
+    assert not list((sweep / "cache").glob("teacher_*.npz"))
+
+
+def test_a_cache_without_the_maps_asked_for_is_recomputed(sweep: Path, live_calls: list[int]) -> None:
+    execute([run_config("ds_kd", train={"augment": False})], sweep, device="cpu", progress=False)
+    assert live_calls == [96] and "map1" not in _cached_keys(sweep)
+    execute(
+        [run_config("ds_fitnet", method="fitnet", train={"augment": False})],
+        sweep,
+        device="cpu",
+        progress=False,
+    )
+    assert live_calls == [96, 96] and "map1" in _cached_keys(sweep)
+    execute([run_config("ds_kd2", train={"augment": False})], sweep, device="cpu", progress=False)
+    assert live_calls == [96, 96]  # a file with more maps than asked for serves KD

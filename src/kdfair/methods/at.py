@@ -44,6 +44,16 @@ class AttentionTransfer(Method):
         self.t2_scaling = context.t2_scaling
         self.temperature = resolve_temperature(options.temperature, context, default=4.0)
         self.needs_teacher_logits = options.kd_weight > 0
+        student_maps = context.student_map_channels or getattr(context.student, "map_channels", None)
+        self.student_map_count = None if student_maps is None else len(student_maps)
+
+    def teacher_maps_read(self, n_teacher_maps: int) -> tuple[int, ...]:
+        """The teacher halves of the layer pairs (all maps when the student's map count is unknown)."""
+        if self.options.layer_pairs is not None:
+            return tuple(sorted({t % n_teacher_maps for _, t in self.options.layer_pairs}))
+        if self.student_map_count is None:
+            return tuple(range(n_teacher_maps))
+        return tuple(t for _, t in default_pairs(self.student_map_count, n_teacher_maps))
 
     def loss(self, student: KDModel, batch: Batch, teacher: TeacherOutput | None) -> dict[str, torch.Tensor]:
         if teacher is None or not teacher.maps:

@@ -49,7 +49,9 @@ class TeacherOutput:
 
     logits: torch.Tensor | None = None  # (B, C)
     features: torch.Tensor | None = None  # (B, d_teacher)
-    maps: list[torch.Tensor] | None = None  # stage outputs, live teachers only
+    # stage outputs of a network teacher: live, or cached (None at the indices no method of the unit reads:
+    # Method.teacher_maps_read)
+    maps: list[torch.Tensor | None] | None = None
 
 
 # A callable that returns the next meta batch and its teacher outputs (BIRD's meta split); the teacher outputs
@@ -121,6 +123,12 @@ class Method(nn.Module):
     def own_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters this method optimises itself (excluded from the student's optimizer)."""
         return iter(())
+
+    def teacher_maps_read(self, n_teacher_maps: int) -> tuple[int, ...]:
+        """Indices (ascending, from 0) of the teacher's stage maps :meth:`loss` reads, for a teacher with
+        ``n_teacher_maps`` maps: the trainer caches only these (``kdfair.train.teacher``). Every map when
+        the method needs maps and does not say which; none otherwise."""
+        return tuple(range(n_teacher_maps)) if self.needs_teacher_maps else ()
 
 
 def logged_parts(parts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -75,6 +75,10 @@ class FitNet(Method):
         self.needs_teacher_maps = on_maps
         self.needs_teacher_features = not on_maps
 
+    def teacher_maps_read(self, n_teacher_maps: int) -> tuple[int, ...]:
+        """The hint layer's map when the hint is on maps; none on features."""
+        return (self.options.teacher_layer % n_teacher_maps,) if self.on_maps else ()
+
     def loss(self, student: KDModel, batch: Batch, teacher: TeacherOutput | None) -> dict[str, torch.Tensor]:
         out = student.forward_all(batch.inputs)
         if self.on_maps:

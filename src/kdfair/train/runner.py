@@ -104,10 +104,11 @@ def _train_unit(
     if first.teacher is not None:
         teacher = resolve_teacher(first.teacher, sweep_dir, dataset, runtime)
     use_cache = _use_cache(first, teacher)
-    maps = None
+    shapes = None
     example = plain.batch(np.arange(min(2, len(plain))))
     if teacher is not None and teacher.model is not None:
-        maps = teacher.map_channels(example, runtime)
+        shapes = teacher.map_shapes(example, runtime)
+    maps = None if shapes is None else tuple(shape[0] for shape in shapes)
     students = []
     for config, folder in pending:
         folder.start(config, str(runtime.device))
@@ -124,6 +125,9 @@ def _train_unit(
                 example=example,
             )
         )
+    cached_maps: set[int] = set()
+    if teacher is not None and shapes is not None and use_cache:
+        cached_maps = _serve_maps_from_cache(students, teacher, shapes, len(plain))
     needs_cache = any(not s.live_teacher and s.method.needs_teacher for s in students)
     if teacher is not None and teacher.model is not None and needs_cache:
         fingerprint = json.dumps(
@@ -136,7 +140,14 @@ def _train_unit(
             ]
         )
         _fill_cache_once(
-            teacher, plain, runtime, sweep_dir / "cache", first.train.eval_batch_size, fingerprint, shard
+            teacher,
+            plain,
+            runtime,
+            sweep_dir / "cache",
+            first.train.eval_batch_size,
+            fingerprint,
+            shard,
+            cached_maps,
         )
     ctx = EpochContext(
         pipeline=augmented,
@@ -175,16 +186,32 @@ def _fill_cache_once(
     batch_size: int,
     fingerprint: str,
     shard: tuple[int, int],
+    maps: set[int],
 ) -> None:
     """:func:`fill_cache` by rank 0; under DDP the other ranks then read the file it wrote (one teacher
     pass over the train split in all, not one per rank)."""
     rank, world = shard
     if rank == 0:
-        fill_cache(teacher, plain, runtime, cache_dir, batch_size, fingerprint)
+        fill_cache(teacher, plain, runtime, cache_dir, batch_size, fingerprint, maps)
     if world > 1:
         dist.barrier()
         if rank != 0:
-            fill_cache(teacher, plain, runtime, cache_dir, batch_size, fingerprint)
+            fill_cache(teacher, plain, runtime, cache_dir, batch_size, fingerprint, maps)
+
+
+def _serve_maps_from_cache(
+    students: list[Student], teacher: Teacher, shapes: tuple[tuple[int, ...], ...], n_train: int
+) -> set[int]:
+    """Stage maps to cache with the teacher's outputs, and the students that then read them from the cache
+    instead of a live teacher forward per batch (AT, FitNet's map hints; PERF-NOTES §3). A method with a
+    meta split keeps the live forwards of its meta batches (no map-reading method has one)."""
+    readers = [s for s in students if s.live_teacher and s.method.needs_teacher_maps]
+    wanted = {i for s in readers for i in s.method.teacher_maps_read(len(shapes))}
+    cached = teacher.maps_in_cache(wanted, shapes, n_train)
+    if cached:
+        for student in readers:
+            student.live_teacher = False
+    return cached
 
 
 def _use_cache(config: RunConfig, teacher: Teacher | None) -> bool:

@@ -3,9 +3,10 @@
 A live teacher runs in eval mode without gradients, once per batch for all students of a lockstep group
 (``forward_all``: logits, penultimate features, stage maps). Without augmentation its outputs are computed
 once for the whole train split and cached in memory and in ``<sweep>/cache/teacher_<key>.npz``
-(PERF-NOTES §3). The cache is valid only for the same weights: its fingerprint holds the sha256 of the
-teacher's weights file (a run's checkpoint.pt or the checkpoint file), so a file changed in place, even at
-the same path, is recomputed.
+(PERF-NOTES §3): logits and features always, and the stage maps that the unit's methods read (AT, FitNet's
+map hints) when they fit in :data:`MAP_CACHE_BYTES`; larger maps stay live forwards. The cache is valid
+only for the same weights: its fingerprint holds the sha256 of the teacher's weights file (a run's
+checkpoint.pt or the checkpoint file), so a file changed in place, even at the same path, is recomputed.
 An outputs file (``sample_id`` and ``logits`` and/or ``features``) is aligned to the train split by sample id.
 """
 
@@ -29,6 +30,11 @@ from kdfair.runfolder import CHECKPOINT_PT, DONE, is_done, read_config, run_path
 from kdfair.train.augment import InputPipeline
 from kdfair.train.config import ModelConfig, TeacherSource, parse_run_config
 from kdfair.train.device import Runtime
+
+# The most bytes of cached stage maps (float32, all train samples) per process. ResNet-20's last two maps on
+# CIFAR's 50,000 train images take 2.5 GB (12,288 floats an image) and save a teacher forward per step,
+# which costs ten times a LeNet-5 student's step on the CPU; an ImageNet ResNet's maps would take 100s of GB.
+MAP_CACHE_BYTES = 4 * 2**30
 
 
 def build_network(model: ModelConfig, dataset: Dataset, *, pretrained: bool = True) -> KDModel:
@@ -55,7 +61,9 @@ class Teacher:
     description: str
     model: KDModel | None = None
     weights_sha256: str | None = None  # content of the live teacher's weights file (cache fingerprint)
-    cached: dict[str, torch.Tensor] = field(default_factory=dict)  # "logits"/"features": (N_train, ...)
+    # "logits"/"features": (N_train, ...); "map<i>": stage map i, (N_train, C, H, W)
+    cached: dict[str, torch.Tensor] = field(default_factory=dict)
+    map_count: int = 0  # stage maps of the live network (0 without one)
     forwards: int = 0  # live batch forwards done (tests count them)
 
     @property
@@ -78,21 +86,37 @@ class Teacher:
         return TeacherOutput(logits=out.logits.float(), features=out.features.float(), maps=list(out.maps))
 
     def lookup(self, index: torch.Tensor) -> TeacherOutput:
-        """Cached outputs at train positions ``index`` (a device int64 tensor)."""
+        """Cached outputs at train positions ``index`` (a device int64 tensor); ``maps`` holds the cached
+        stage maps (None at the others) or is None when none are cached."""
         logits = self.cached.get("logits")
         features = self.cached.get("features")
+        maps = [self.cached.get(map_key(i)) for i in range(self.map_count)]
         return TeacherOutput(
             logits=None if logits is None else logits[index],
             features=None if features is None else features[index],
+            maps=None if all(m is None for m in maps) else [None if m is None else m[index] for m in maps],
         )
 
-    def map_channels(self, example: torch.Tensor, runtime: Runtime) -> tuple[int, ...] | None:
-        """Channels of the live teacher's stage maps, from one forward on ``example`` (not counted)."""
+    def map_shapes(self, example: torch.Tensor, runtime: Runtime) -> tuple[tuple[int, ...], ...] | None:
+        """Per-sample shapes (C, H, W) of the live teacher's stage maps, from one forward on ``example``
+        (not counted); sets :attr:`map_count`. None without a network."""
         if self.model is None:
             return None
         with torch.no_grad(), runtime.autocast():
             maps = self.model.forward_all(example).maps
-        return tuple(int(m.shape[1]) for m in maps)
+        self.map_count = len(maps)
+        return tuple(tuple(int(d) for d in m.shape[1:]) for m in maps)
+
+    def maps_in_cache(self, wanted: set[int], shapes: tuple[tuple[int, ...], ...], n_train: int) -> set[int]:
+        """The stage maps to cache: ``wanted`` when their float32 bytes over ``n_train`` samples fit in
+        :data:`MAP_CACHE_BYTES`, else none (the methods that read them then use live forwards)."""
+        size = sum(4 * n_train * int(np.prod(shapes[i])) for i in wanted)
+        return set(wanted) if size <= MAP_CACHE_BYTES else set()
+
+
+def map_key(index: int) -> str:
+    """The cache key of stage map ``index``."""
+    return f"map{index}"
 
 
 def resolve_teacher(source: TeacherSource, sweep_dir: Path, dataset: Dataset, runtime: Runtime) -> Teacher:
@@ -174,33 +198,41 @@ def fill_cache(
     cache_dir: Path,
     batch_size: int,
     fingerprint: str,
+    maps: set[int] | frozenset[int] = frozenset(),
 ) -> None:
-    """Compute (or load) the teacher's logits and features for every train sample, unaugmented.
+    """Compute (or load) the teacher's logits, features and stage maps ``maps`` for every train sample,
+    unaugmented.
 
     Stored in memory and in ``cache_dir/teacher_<key>.npz`` (atomic) with ``sample_id`` and a ``fingerprint``
     of what produced them (teacher key and weights sha256, data, normalisation, precision); a file with
-    another fingerprint is recomputed.
+    another fingerprint, or without one of the maps asked for, is recomputed.
     """
     if teacher.cached:
         return
     path = cache_dir / f"teacher_{teacher.key}.npz"
     ids = np.asarray(pipeline.split.sample_ids)
+    keys = ["logits", "features", *(map_key(i) for i in sorted(maps))]
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as npz:
-                if str(npz["fingerprint"]) == fingerprint and np.array_equal(npz["sample_id"], ids):
-                    teacher.cached = {
-                        k: torch.from_numpy(npz[k]).to(runtime.device) for k in ("logits", "features")
-                    }
+                if (
+                    str(npz["fingerprint"]) == fingerprint
+                    and np.array_equal(npz["sample_id"], ids)
+                    and set(keys) <= set(npz.files)
+                ):
+                    teacher.cached = {k: torch.from_numpy(npz[k]).to(runtime.device) for k in keys}
                     return
         except (OSError, ValueError, KeyError):
             pass
-    logits, features = [], []
+    arrays: dict[str, np.ndarray] = {}  # filled in place: the maps can take GBs, no second copy
     for start in range(0, len(pipeline), batch_size):
         index = np.arange(start, min(start + batch_size, len(pipeline)))
         out = teacher.live(pipeline.batch(index), runtime)
-        logits.append(out.logits.cpu().numpy())
-        features.append(out.features.cpu().numpy())
-    arrays = {"logits": np.concatenate(logits), "features": np.concatenate(features)}
+        rows = {"logits": out.logits, "features": out.features}
+        rows.update({map_key(i): out.maps[i] for i in maps})
+        for key, value in rows.items():
+            if key not in arrays:
+                arrays[key] = np.empty((len(pipeline), *value.shape[1:]), dtype=np.float32)
+            arrays[key][index] = value.float().cpu().numpy()
     save_npz_atomic(path, sample_id=ids, fingerprint=np.array(fingerprint), **arrays)
     teacher.cached = {k: torch.from_numpy(v).to(runtime.device) for k, v in arrays.items()}
