@@ -105,17 +105,3 @@ def reference_conditions(conditions: list[Condition]) -> tuple[Condition | None,
     teacher = pick.get("teacher", teachers[0] if teachers else None)
     nds = pick.get("nds", students[0] if students else None)
     return teacher, nds
-
-
-def check_welch_seeds(conditions: list[Condition]) -> None:
-    """Raise :class:`PredictionFormatError` naming a Welch-compared condition with fewer than 2 seeds."""
-    teacher, nds = reference_conditions(conditions)
-    ds = [c for c in conditions if c.role == "ds"]
-    if not ds:
-        return
-    for cond in [c for c in (nds, teacher) if c is not None] + ds:
-        if cond.n_seeds < 2:
-            raise PredictionFormatError(
-                f"condition '{cond.id}' has {cond.n_seeds} seed(s) ({cond.run_dirs[0]}); "
-                "the Welch class test needs at least 2 seeds per condition"
-            )

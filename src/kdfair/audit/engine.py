@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from kdfair import __version__
 from kdfair.audit import tables
-from kdfair.audit.conditions import Condition, check_welch_seeds, group_conditions, reference_conditions
+from kdfair.audit.conditions import Condition, group_conditions, reference_conditions
 from kdfair.audit.counterfactual import counterfactual_info, individual_fairness_info
 from kdfair.audit.health import audit_health
 from kdfair.audit.inputs import Reference, resolve_representation
@@ -188,7 +188,6 @@ def audit_run_set(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", KdfairWarning)
         conditions = group_conditions(runs.metas)
-        check_welch_seeds(conditions)
         timings = {"start": time.perf_counter()}
         ctx, problem, first = _context(runs, conditions, options.representation, k, auroc)
         timings["null_setup"] = time.perf_counter()

@@ -142,6 +142,16 @@ def welch_comparisons(
         for comparison, ref, key in (("nds_vs_ds", nds, "sc"), ("teacher_vs_ds", teacher, "tc")):
             if ref is None:
                 continue
+            short = [c for c in (ref, cond) if c.n_seeds < 2]
+            if short:  # one seed has no variance: the test is undefined, not 0 classes
+                seeds = ", ".join(f"'{c.id}' has {c.n_seeds}" for c in short)
+                warnings.warn(
+                    f"{comparison} {cond.id}: Welch class test skipped ({seeds} seed; it needs at least 2 "
+                    "per condition)",
+                    KdfairWarning,
+                    stacklevel=2,
+                )
+                continue
             raw, bh = _welch(results[ref.id], results[cond.id], level, f"{comparison} {cond.id}")
             row[key], row[f"{key}_bh"] = raw.count, bh.count
             test_frames.append(
