@@ -114,7 +114,7 @@ def test_different_sample_ids(tiny_sweep: Path, capsys: pytest.CaptureFixture[st
     _fails_cleanly(tiny_sweep, capsys, "teacher_s0", "ds_kd_T2_a0.8_s1", "different sample ids", "120 is not")
 
 
-def test_one_seed_condition_skips_its_welch_tests(tiny_sweep: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_one_seed_condition_skips_its_welch(tiny_sweep: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A condition with one seed is audited; only the Welch tests it takes part in are skipped, with a warning
     (it used to stop the whole audit, and with it the end-of-sweep audit of a one-seed sweep)."""
     shutil.rmtree(tiny_sweep / "runs" / "ds_kd_T2_a0.8_s1")
