@@ -25,6 +25,12 @@ from pathlib import Path
 from kdfair.errors import PredictionFormatError
 from kdfair.runfolder import PREDICTION_FILES, RUN_JSON
 
+# Why a sweep's audit leaves a folder out (kdfair.sweep.finish). A re-audit with the sweep's recorded run_dirs
+# cannot find these again, so the report carries them over (kdfair.report.source).
+NOT_FINISHED = "planned run not finished (no DONE)"
+NOT_PLANNED = "not a run of this sweep's plan"
+FINISHED_LATER = "planned run finished after the sweep's audit (run the sweep again to audit it)"
+
 
 @dataclass(frozen=True)
 class SkippedRun:

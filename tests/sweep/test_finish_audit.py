@@ -8,12 +8,15 @@ them, so no training is needed."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 from sweep_helpers import TINY, merged
 
+from kdfair.discovery import FINISHED_LATER
+from kdfair.report.source import resolve_audit_dir
 from kdfair.sweep.config import parse_sweep_config
 from kdfair.sweep.expand import SubSweep, expand
 from kdfair.sweep.finish import NOT_FINISHED, NOT_PLANNED, finish_subsweep, planned_runs
@@ -89,6 +92,32 @@ def test_unfinished_and_unplanned_folders_are_left_out_by_name(tmp_path: Path) -
         {"folder": str(half), "reason": NOT_FINISHED},
         {"folder": str(old), "reason": NOT_PLANNED},
     ]
+
+
+def test_a_report_re_audit_keeps_the_folders_the_sweep_left_out(tmp_path: Path) -> None:
+    # Regression: `kdfair report <sweep>` on an out-of-date sweep audit re-audited the recorded run_dirs and
+    # dropped the skipped_runs entries of the sweep's plan, which no discovery can find again
+    sub = tiny_plan(tmp_path / "out")
+    runs = sub.out_dir / "runs"
+    (runs / "nds_s2" / "DONE").unlink()
+    shutil.copytree(runs / "ds_kd_T4_a0.8_s0", runs / "ds_kd_T8_a0.8_s0")  # not planned
+    finish_subsweep(sub, audit=True, report=False, log=lambda _: None)
+    moved = tmp_path / "moved"  # the sweep folder copied elsewhere: its entries follow it
+    shutil.move(sub.out_dir, moved)
+    (moved / "runs" / "nds_s2" / "DONE").write_text("")  # finished after the sweep's audit
+    later = (moved / "audit" / "audit.json").stat().st_mtime + 10
+    os.utime(moved / "runs" / "nds_s0" / "predictions.npz", (later, later))  # makes the audit out of date
+    lines: list[str] = []
+    assert resolve_audit_dir(moved, log=lines.append) == moved / "audit"
+    assert "is out of date (1 input file(s) changed" in lines[0]
+    expected = [
+        (moved / "runs" / "nds_s2", FINISHED_LATER),
+        (moved / "runs" / "ds_kd_T8_a0.8_s0", NOT_PLANNED),
+    ]
+    assert lines[1:] == [f"skipped incomplete run folder {folder}: {reason}" for folder, reason in expected]
+    meta = json.loads((moved / "audit" / "audit.json").read_text())
+    assert meta["skipped_runs"] == [{"folder": str(folder), "reason": reason} for folder, reason in expected]
+    assert meta["n_runs"] == 11 and "runs/nds_s2" not in meta["options"]["run_dirs"]
 
 
 def test_planned_runs_reads_the_done_markers(tmp_path: Path) -> None:

@@ -13,7 +13,9 @@ it, :mod:`kdfair.discovery`), the audit folder is ``<runs_dir>/audit``:
   :func:`kdfair.audit.engine.audit_runs` with the options recorded in the old ``audit.json`` ``options``,
   read back as data (:class:`kdfair.audit.options.AuditOptions`), so a custom ``--level`` is not lost. An
   ``audit.json`` of an older kdfair, without ``options``, gives what it records as data, the defaults for
-  the rest, and a note through ``log``.
+  the rest, and a note through ``log``. The folders a sweep's audit left out by its plan (a planned run not
+  finished, a folder the plan does not hold; :mod:`kdfair.sweep.finish`) are named again in the new
+  ``skipped_runs``, since an audit of the recorded ``run_dirs`` cannot find them.
 
 An incomplete run folder (a predictions file without ``run.json``, ``run.json`` without predictions, an
 unreadable folder) is an error naming it, as in ``kdfair audit``, unless ``skip_incomplete`` (``kdfair
@@ -33,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from kdfair.audit.options import AuditOptions
-from kdfair.discovery import RunFolders, SkippedRun
+from kdfair.discovery import FINISHED_LATER, NOT_FINISHED, NOT_PLANNED, RunFolders, SkippedRun
 from kdfair.errors import KdfairError
 from kdfair.runfolder import (
     AUDIT_FOLDER,
@@ -43,6 +45,7 @@ from kdfair.runfolder import (
     PREDICTION_FILES,
     REPRESENTATION_NPZ,
     RUN_JSON,
+    is_done,
 )
 
 # what the audit reads from each run folder (epochs.csv: for convergence): a change to any of them makes
@@ -122,12 +125,36 @@ def _holds_runs(root: Path) -> bool:
     return any(wanted.intersection(files) for _, _, files in os.walk(root))
 
 
-def _audit(root: Path, audit_dir: Path, options: AuditOptions, log: Log) -> None:
-    """``audit_runs(root, **options)`` written into ``audit_dir``; each skipped folder named in ``log``."""
+def _carried_skips(meta: dict[str, Any], root: Path, options: AuditOptions) -> list[SkippedRun]:
+    """The folders a sweep's audit left out by its plan (planned but not finished, not planned), from the old
+    ``audit.json``: a re-audit of its recorded ``run_dirs`` cannot find them again. Relative to ``root`` when
+    recorded below the old runs folder; a planned run that has finished since says so."""
+    if options.run_dirs is None:  # every folder is found again
+        return []
+    recorded_root = Path(meta.get("runs_dir", root))
+    carried = []
+    for entry in meta.get("skipped_runs") or []:
+        if not isinstance(entry, dict) or entry.get("reason") not in (NOT_FINISHED, NOT_PLANNED):
+            continue
+        folder = Path(entry.get("folder", ""))
+        below = _relative(folder, recorded_root)
+        moved = below if below.is_absolute() else root / below
+        reason = FINISHED_LATER if entry["reason"] == NOT_FINISHED and is_done(moved) else entry["reason"]
+        carried.append(SkippedRun(moved, reason))
+    return carried
+
+
+def _audit(
+    root: Path, audit_dir: Path, options: AuditOptions, log: Log, carried: list[SkippedRun] | None = None
+) -> None:
+    """``audit_runs(root, **options)`` written into ``audit_dir``, with the ``carried`` entries of a sweep's
+    earlier audit added to ``skipped_runs``; each skipped folder named in ``log``."""
     from kdfair.audit.engine import audit_runs  # torch (the kNN graph): only when a runs folder is audited
     from kdfair.audit.write import write_audit
 
     result = audit_runs(root, **options.as_dict())
+    named = {Path(s["folder"]) for s in result.info["skipped_runs"]}
+    result.info["skipped_runs"] += [s.as_dict() for s in carried or [] if s.folder not in named]
     write_audit(result, audit_dir)
     _log_skipped([SkippedRun(Path(s["folder"]), s["reason"]) for s in result.info["skipped_runs"]], log)
 
@@ -181,5 +208,6 @@ def resolve_audit_dir(
     if options.run_dirs is not None:
         shown += f", the {len(options.run_dirs)} run folders it audited"
     log(f"{audit_dir} is out of date ({reason}); auditing the runs again into it with its options ({shown})")
-    _audit(root, audit_dir, options, log)
+    carried = _carried_skips(_read_meta(audit_dir), root, options)  # read before the audit is rewritten
+    _audit(root, audit_dir, options, log, carried)
     return audit_dir

@@ -18,15 +18,13 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from kdfair.discovery import SkippedRun
+from kdfair.discovery import NOT_FINISHED, NOT_PLANNED, SkippedRun
 from kdfair.errors import ConfigError
 from kdfair.runfolder import AUDIT_FOLDER, CONFIG_JSON, RUNS, is_done, run_path
 from kdfair.sweep.expand import SubSweep
 from kdfair.train.config import comparable_config
 
 REPORT_DIR = "report"
-NOT_FINISHED = "planned run not finished (no DONE)"  # audit.json skipped_runs reasons
-NOT_PLANNED = "not a run of this sweep's plan"
 
 
 def check_existing_runs(sub: SubSweep) -> None:
