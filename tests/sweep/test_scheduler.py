@@ -146,3 +146,17 @@ def test_worker_backends_print_a_line_per_epoch(monkeypatch: pytest.MonkeyPatch)
     assert made == [(2, "cpu", "lines"), (2, "cpu", "lines"), (2, "cpu", False)]
     assert executors._make_backend("serial", 1, None, None, "bar").progress is True
     assert executors._make_backend("serial", 1, None, None, "lines").progress == "lines"
+
+
+def test_the_closing_count_names_blocked_units_only_when_there_are_some(capsys) -> None:
+    # Regression: "0 not started (teacher failed)" on every sweep read as if a teacher had failed
+    from kdfair.sweep.cli import _summarise
+
+    ok = [executors.UnitResult("teacher_s0", "done"), executors.UnitResult("ds_s0", "skipped")]
+    _summarise(ok, 12.0)
+    assert capsys.readouterr().out == "units: 1 trained, 1 done already, 0 failed in 12.0 s\n"
+    failed = [executors.UnitResult("teacher_s0", "failed"), executors.UnitResult("ds_s0", "blocked")]
+    _summarise(failed, 3.0)
+    out = capsys.readouterr().out.splitlines()
+    expected = "units: 0 trained, 0 done already, 1 failed, 1 not started (their teacher failed) in 3.0 s"
+    assert out[0] == expected

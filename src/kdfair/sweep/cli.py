@@ -199,9 +199,10 @@ def format_plan(plan: Plan) -> str:
 
 def _summarise(results: list[UnitResult], seconds: float) -> list[UnitResult]:
     counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed", "blocked")}
+    blocked = f", {counts['blocked']} not started (their teacher failed)" if counts["blocked"] else ""
     print(
-        f"units: {counts['done']} trained, {counts['skipped']} done already, {counts['failed']} failed, "
-        f"{counts['blocked']} not started (teacher failed) in {seconds:.1f} s",
+        f"units: {counts['done']} trained, {counts['skipped']} done already, {counts['failed']} failed"
+        f"{blocked} in {seconds:.1f} s",
         flush=True,
     )
     failed = [r for r in results if not r.ok]
