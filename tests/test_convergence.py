@@ -101,3 +101,44 @@ def test_thresholds_are_keyword_arguments() -> None:
 def test_as_dict_is_json_safe() -> None:
     record = assess_convergence([1.0, 0.5]).as_dict()
     assert record["converged"] is False and record["tail_change"] is None and record["epochs"] == 2
+
+
+def test_final_lr_segment() -> None:
+    from kdfair.convergence import final_lr_segment
+
+    assert final_lr_segment(None, 6) == 6
+    assert final_lr_segment([0.1] * 6, 6) == 6
+    assert final_lr_segment([0.1, 0.1, 0.01, 0.01, 0.001, 0.001, 0.001], 7) == 3
+    cosine = [0.1 * 0.5 * (1 + math.cos(math.pi * e / 8)) for e in range(8)]
+    assert final_lr_segment(cosine, 8) == 1
+    assert final_lr_segment([0.1, 0.1], 3) == 3  # a mismatched lr column is ignored
+
+
+def test_a_late_step_decay_is_not_read_as_a_loss_still_falling() -> None:
+    # the UTKFace BIRD student's shape (bug: flagged at 2.4 %): 96 epochs, lr steps after epochs 80 and 84;
+    # the loss drops at each step and then stays flat at the final lr. The old windows (epochs 77-86 against
+    # 87-96) straddled the second step; now both lie in epochs 85-96 (6 epochs each).
+    held = _exp_curve(80, 10.0, floor=0.0105, amplitude=0.2)
+    loss = np.concatenate([held, [0.0108, 0.0035, 0.0030, 0.0028], np.linspace(0.0026, 0.0023, 12)])
+    lr = [5e-3] * 80 + [5e-4] * 4 + [5e-5] * 12
+    result = assess_convergence(loss, lr)
+    assert result.tail_epochs == 6
+    scale = loss.max() - loss.min()
+    assert result.tail_change == pytest.approx((loss[84:90].mean() - loss[90:].mean()) / scale)
+    assert result.converged, result.reason
+    # the same loss without the lr column: the windows straddle the step and the run is flagged
+    assert not assess_convergence(loss).converged
+    # a loss still falling inside the final segment is still flagged
+    falling = loss.copy()
+    falling[84:] = np.linspace(0.0026, 0.0026 - 0.12 * scale, 12)
+    assert not assess_convergence(falling, lr).converged
+
+
+def test_a_final_segment_too_short_keeps_the_plain_windows() -> None:
+    # the last step 3 epochs before the end: too few epochs at the final lr (< 4), plain 2-epoch windows
+    loss = np.concatenate([_exp_curve(17, 3.0), [0.2, 0.2, 0.2]])
+    lr = [0.1] * 17 + [0.01] * 3
+    result = assess_convergence(loss, lr)
+    assert result.tail_epochs == 2
+    scale = loss.max() - loss.min()
+    assert result.tail_change == pytest.approx((loss[16:18].mean() - loss[18:].mean()) / scale)
