@@ -45,6 +45,9 @@ ATTR_PREFIX = "attr_"  # attr_<name>: a protected attribute's array (npz) or col
 COUNTERFACTUAL_NPZ = "counterfactual.npz"  # the twins' predictions (kdfair.counterfactual)
 DONE = "DONE"  # a sweep run's completion marker, written last (write_finished)
 REPRESENTATION_NPZ = "representation.npz"  # a sweep's standardised test inputs (--representation input)
+# a sweep's checkpoint teacher (no teacher run in the folder): its penultimate test features, the default kNN
+# space of individual fairness (SPEC §6; kdfair.audit.inputs.resolve_representation)
+TEACHER_FEATURES_NPZ = "teacher_features.npz"
 
 RUNS = "runs"  # a sweep's run folders: <sweep dir>/runs/<run_id>/
 

@@ -4,11 +4,13 @@ black-box teacher drives a feature method, and every run folder records its envi
 from __future__ import annotations
 
 import csv
+import hashlib
 import importlib.metadata as md
 import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -172,3 +174,33 @@ def test_a_cache_without_the_maps_asked_for_is_recomputed(sweep: Path, live_call
     assert live_calls == [96, 96] and "map1" in _cached_keys(sweep)
     execute([run_config("ds_kd2", train={"augment": False})], sweep, device="cpu", progress=False)
     assert live_calls == [96, 96]  # a file with more maps than asked for serves KD
+
+
+def test_a_checkpoint_teacher_leaves_its_test_features_for_the_audit(sweep: Path, tmp_path: Path) -> None:
+    # bug: a sweep distilling from a checkpoint has no teacher run folder, so its audit skipped kNN
+    # individual fairness (UTKFace, RESULTS.md 3). Now the DS unit writes teacher_features.npz and the
+    # audit's default ('auto') representation reads it.
+    from kdfair.audit.engine import audit_runs
+
+    weights = tmp_path / "teacher.pt"
+    shutil.copy(sweep / "runs" / "teacher_s0" / "checkpoint.pt", weights)
+    teacher = {"kind": "checkpoint", "path": str(weights), "model": {"name": "lenet5"}}
+    fresh = tmp_path / "fresh"
+    execute([run_config("ds_a", teacher=teacher)], fresh, device="cpu", progress=False)
+    own_file = sweep / "runs/teacher_s0/predictions.npz"
+    with np.load(fresh / "teacher_features.npz") as npz, np.load(own_file) as own:
+        assert np.array_equal(npz["sample_id"], own["sample_id"])
+        # the same weights on the same test inputs: the teacher run's own features
+        assert np.allclose(npz["x"], own["features"].reshape(len(own["features"]), -1), atol=1e-5)
+        assert str(npz["weights_sha256"]) == hashlib.sha256(weights.read_bytes()).hexdigest()
+    auto = audit_runs(fresh, permutations=0)
+    info = auto.info["individual_fairness"]
+    assert info["space"] == "teacher" and "teacher_features.npz" in info["representation"]
+    by_path = audit_runs(fresh, representation=fresh / "teacher_features.npz", permutations=0)
+    value = auto.run_metrics.query("metric == 'individual_unfairness'")["value"].to_numpy()
+    expected = by_path.run_metrics.query("metric == 'individual_unfairness'")["value"].to_numpy()
+    assert len(value) == 1 and np.isfinite(value).all() and np.array_equal(value, expected)
+    # without the file the audit skips kNN individual fairness, as before
+    (fresh / "teacher_features.npz").unlink()
+    skipped = audit_runs(fresh, permutations=0).info["individual_fairness"]
+    assert skipped["space"] == "none" and "teacher_features.npz" in skipped["note"]

@@ -23,6 +23,7 @@ from kdfair.runfolder import (
     CHECKPOINT_PT,
     CONFIG_JSON,
     REPRESENTATION_NPZ,
+    TEACHER_FEATURES_NPZ,
     is_done,
     run_path,
     write_config,
@@ -135,4 +136,27 @@ def write_representation(dataset: Dataset, sweep_dir: str | Path) -> Path | None
     std = x.std(axis=0)
     x = (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
     save_npz_atomic(target, sample_id=np.asarray(split.sample_ids), x=x.astype(np.float32))
+    return target
+
+
+def write_teacher_features(
+    sweep_dir: str | Path, sample_id: np.ndarray, features: np.ndarray, weights_sha256: str
+) -> Path:
+    """Write ``sweep_dir/teacher_features.npz``: ``sample_id``, ``x`` (a checkpoint teacher's penultimate
+    features on the test split) and ``weights_sha256``; kept when it already holds these weights' features.
+
+    A sweep whose teacher is a checkpoint has no teacher run folder, so without this file its audit has no
+    teacher features for the kNN pairs of individual fairness (SPEC §6) and skips them.
+    """
+    target = Path(sweep_dir) / TEACHER_FEATURES_NPZ
+    if target.exists():
+        with np.load(target, allow_pickle=False) as npz:
+            if "weights_sha256" in npz.files and str(npz["weights_sha256"]) == weights_sha256:
+                return target
+    save_npz_atomic(
+        target,
+        sample_id=np.asarray(sample_id),
+        x=np.asarray(features, dtype=np.float32).reshape(len(features), -1),
+        weights_sha256=np.asarray(weights_sha256),
+    )
     return target

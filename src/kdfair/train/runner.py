@@ -28,7 +28,7 @@ from kdfair.train.config import RunConfig
 from kdfair.train.ddp import distribute
 from kdfair.train.device import Runtime, deterministic_threads, make_runtime, resolve_device
 from kdfair.train.lockstep import EpochContext, train_epochs
-from kdfair.train.rundir import RunFolder, write_representation
+from kdfair.train.rundir import RunFolder, write_representation, write_teacher_features
 from kdfair.train.student import Student
 from kdfair.train.teacher import Teacher, fill_cache, resolve_teacher
 from kdfair.train.trainer import build_student, predict, prediction_arrays, run_meta
@@ -176,6 +176,11 @@ def _train_unit(
     )
     for (config, folder), student in zip(pending, students, strict=True):
         finish_run(config, folder, student, dataset, test, runtime, teacher)
+    checkpoint = first.teacher is not None and first.teacher.kind == "checkpoint"
+    if shard[0] == 0 and checkpoint and teacher is not None and teacher.model is not None:
+        # no teacher run folder holds this teacher's features: the audit's kNN space (SPEC §6)
+        _, features = predict(teacher.model, test, runtime, first.train.eval_batch_size)
+        write_teacher_features(sweep_dir, dataset.split("test").sample_ids, features, teacher.weights_sha256)
 
 
 def _fill_cache_once(
