@@ -45,9 +45,9 @@ ATTR_PREFIX = "attr_"  # attr_<name>: a protected attribute's array (npz) or col
 COUNTERFACTUAL_NPZ = "counterfactual.npz"  # the twins' predictions (kdfair.counterfactual)
 DONE = "DONE"  # a sweep run's completion marker, written last (write_finished)
 REPRESENTATION_NPZ = "representation.npz"  # a sweep's standardised test inputs (--representation input)
-# a sweep's checkpoint teacher (no teacher run in the folder): its penultimate test features, the default kNN
-# space of individual fairness (SPEC §6; kdfair.audit.inputs.resolve_representation)
-TEACHER_FEATURES_NPZ = "teacher_features.npz"
+# a sweep's checkpoint teacher of seed s (no teacher run in the folder): its penultimate test features in
+# teacher_features_s<seed>.npz, the default kNN space of individual fairness (SPEC §6), lowest seed first
+TEACHER_FEATURES_GLOB = "teacher_features_s*.npz"
 
 RUNS = "runs"  # a sweep's run folders: <sweep dir>/runs/<run_id>/
 
@@ -63,6 +63,21 @@ def attr_key(attribute: str) -> str:
 def run_path(sweep_dir: str | Path, run_id: str) -> Path:
     """The folder of run ``run_id`` of the sweep in ``sweep_dir``: ``<sweep_dir>/runs/<run_id>``."""
     return Path(sweep_dir) / RUNS / run_id
+
+
+def teacher_features_path(sweep_dir: str | Path, seed: int) -> Path:
+    """``<sweep_dir>/teacher_features_s<seed>.npz``: seed ``seed``'s checkpoint teacher's test features."""
+    return Path(sweep_dir) / TEACHER_FEATURES_GLOB.replace("*", str(int(seed)))
+
+
+def teacher_features_files(sweep_dir: str | Path) -> list[Path]:
+    """The sweep's ``teacher_features_s<seed>.npz`` files, lowest seed first."""
+    found = []
+    for path in Path(sweep_dir).glob(TEACHER_FEATURES_GLOB):
+        seed = path.stem.rsplit("_s", 1)[-1]
+        if seed.isdigit():
+            found.append((int(seed), path))
+    return [path for _, path in sorted(found)]
 
 
 def is_done(run_dir: str | Path) -> bool:

@@ -277,3 +277,19 @@ def test_real_audit_settings_on_the_page(real_sweep, tmp_path):
     assert (
         "| wrn40_2 | - | teacher |" in inheritance and "| - | wrn16_1 | from scratch (NDS) |" in inheritance
     )
+
+
+def test_a_changed_checkpoint_teacher_features_file_makes_the_audit_out_of_date(real_sweep, tmp_path):
+    # teacher_features_s<seed>.npz is the default kNN space of a sweep without a teacher run (a checkpoint
+    # teacher): a change to it changes individual fairness, so the report audits again
+    root = copy_sweep(real_sweep, tmp_path / "sweep")
+    assert main(["audit", str(root), "--permutations", "0"]) == 0
+    messages = []
+    resolve_audit_dir(root, log=messages.append)
+    assert messages == [f"using the existing audit {root / 'audit'} (up to date with the 8 runs)"]
+    features = root / "teacher_features_s0.npz"
+    shutil.copy(root / "representation.npz", features)
+    later(features, root)
+    messages = []
+    resolve_audit_dir(root, log=messages.append)
+    assert messages[0].startswith(f"{root / 'audit'} is out of date (1 input file(s) changed since the audit")

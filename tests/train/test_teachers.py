@@ -23,6 +23,7 @@ from train_helpers import run_config
 import kdfair
 from kdfair.errors import ConfigError
 from kdfair.predictions import load_predictions, read_run_meta
+from kdfair.runfolder import teacher_features_files
 from kdfair.train.runner import execute
 
 
@@ -178,8 +179,8 @@ def test_a_cache_without_the_maps_asked_for_is_recomputed(sweep: Path, live_call
 
 def test_a_checkpoint_teacher_leaves_its_test_features_for_the_audit(sweep: Path, tmp_path: Path) -> None:
     # bug: a sweep distilling from a checkpoint has no teacher run folder, so its audit skipped kNN
-    # individual fairness (UTKFace, RESULTS.md 3). Now the DS unit writes teacher_features.npz and the
-    # audit's default ('auto') representation reads it.
+    # individual fairness (UTKFace, RESULTS.md 3). Now the DS unit writes teacher_features_s<seed>.npz and
+    # the audit's default ('auto') representation reads the lowest seed's.
     from kdfair.audit.engine import audit_runs
 
     weights = tmp_path / "teacher.pt"
@@ -188,19 +189,35 @@ def test_a_checkpoint_teacher_leaves_its_test_features_for_the_audit(sweep: Path
     fresh = tmp_path / "fresh"
     execute([run_config("ds_a", teacher=teacher)], fresh, device="cpu", progress=False)
     own_file = sweep / "runs/teacher_s0/predictions.npz"
-    with np.load(fresh / "teacher_features.npz") as npz, np.load(own_file) as own:
+    with np.load(fresh / "teacher_features_s0.npz") as npz, np.load(own_file) as own:
         assert np.array_equal(npz["sample_id"], own["sample_id"])
         # the same weights on the same test inputs: the teacher run's own features
         assert np.allclose(npz["x"], own["features"].reshape(len(own["features"]), -1), atol=1e-5)
         assert str(npz["weights_sha256"]) == hashlib.sha256(weights.read_bytes()).hexdigest()
     auto = audit_runs(fresh, permutations=0)
     info = auto.info["individual_fairness"]
-    assert info["space"] == "teacher" and "teacher_features.npz" in info["representation"]
-    by_path = audit_runs(fresh, representation=fresh / "teacher_features.npz", permutations=0)
+    assert info["space"] == "teacher" and "teacher_features_s0.npz" in info["representation"]
+    by_path = audit_runs(fresh, representation=fresh / "teacher_features_s0.npz", permutations=0)
     value = auto.run_metrics.query("metric == 'individual_unfairness'")["value"].to_numpy()
     expected = by_path.run_metrics.query("metric == 'individual_unfairness'")["value"].to_numpy()
     assert len(value) == 1 and np.isfinite(value).all() and np.array_equal(value, expected)
-    # without the file the audit skips kNN individual fairness, as before
-    (fresh / "teacher_features.npz").unlink()
+    # several seeds' checkpoint teachers: the lowest seed's file is the space, in numeric order (s2 < s10)
+    with np.load(fresh / "teacher_features_s0.npz") as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    for seed, scale in ((10, 3.0), (2, -1.0)):
+        np.savez(fresh / f"teacher_features_s{seed}.npz", **{**arrays, "x": scale * arrays["x"] ** 3})
+    assert [p.name for p in teacher_features_files(fresh)] == [
+        f"teacher_features_s{s}.npz" for s in (0, 2, 10)
+    ]
+    again = audit_runs(fresh, permutations=0)
+    assert "teacher_features_s0.npz" in again.info["individual_fairness"]["representation"]
+    (fresh / "teacher_features_s0.npz").unlink()
+    assert (
+        "teacher_features_s2.npz"
+        in audit_runs(fresh, permutations=0).info["individual_fairness"]["representation"]
+    )
+    # without any such file the audit skips kNN individual fairness, as before
+    for path in teacher_features_files(fresh):
+        path.unlink()
     skipped = audit_runs(fresh, permutations=0).info["individual_fairness"]
-    assert skipped["space"] == "none" and "teacher_features.npz" in skipped["note"]
+    assert skipped["space"] == "none" and "teacher_features_s" in skipped["note"]

@@ -113,8 +113,8 @@ def _skip_note(option: str) -> str:
     if option == "none":
         return "kNN individual fairness skipped (--representation none)"
     return (
-        "kNN individual fairness skipped: no teacher run with a 'features' array (nor a sweep's "
-        "teacher_features.npz), and the default kNN "
+        "kNN individual fairness skipped: no teacher run with a 'features' array (nor a checkpoint "
+        "teacher's teacher_features_s<seed>.npz), and the default kNN "
         "space is the teacher's penultimate features (SPEC §6); use --representation input (the sweep's "
         "representation.npz) or PATH.npz to choose another space"
     )

@@ -15,7 +15,7 @@ import numpy as np
 
 from kdfair.errors import KdfairWarning, PredictionFormatError
 from kdfair.predictions import RunPredictions, read_npz
-from kdfair.runfolder import REPRESENTATION_NPZ, TEACHER_FEATURES_NPZ
+from kdfair.runfolder import REPRESENTATION_NPZ, TEACHER_FEATURES_GLOB, teacher_features_files
 
 
 @dataclass(frozen=True)
@@ -130,8 +130,9 @@ def resolve_representation(
     ``spec``:
 
     - None or ``"auto"`` (default) and ``"teacher"``: the first teacher seed's ``features`` (its penultimate
-      representation), the same for every compared model; without a teacher run, ``runs_dir/
-      teacher_features.npz`` (written by a sweep whose teacher is a checkpoint). Without either, ``auto``
+      representation), the same for every compared model; without a teacher run, the lowest seed's
+      ``runs_dir/teacher_features_s<seed>.npz`` (written by a sweep whose teacher is a checkpoint). Without
+      either, ``auto``
       skips kNN individual fairness with a :class:`KdfairWarning` (never a silent fallback to another
       space); ``teacher`` is an error.
     - ``"input"``: ``runs_dir/representation.npz`` (the sweep's standardised test inputs), an explicit
@@ -153,15 +154,16 @@ def resolve_representation(
             )
         return str(default), _load_representation_npz(default, ref)
     has_teacher = teacher_run is not None and teacher_run.features is not None
-    checkpoint_teacher = runs_dir / TEACHER_FEATURES_NPZ
-    if key in ("auto", "teacher") and not has_teacher and checkpoint_teacher.exists():
-        features = _load_representation_npz(checkpoint_teacher, ref)
-        return f"teacher features ({TEACHER_FEATURES_NPZ}: the sweep's checkpoint teacher)", features
+    checkpoint_teachers = teacher_features_files(runs_dir)
+    if key in ("auto", "teacher") and not has_teacher and checkpoint_teachers:
+        first = checkpoint_teachers[0]
+        features = _load_representation_npz(first, ref)
+        return f"teacher features ({first.name}: the sweep's checkpoint teacher)", features
     if key == "auto":
         if not has_teacher:
             warnings.warn(
                 f"individual fairness (kNN) skipped: no teacher run with a 'features' array and no "
-                f"{TEACHER_FEATURES_NPZ} in {runs_dir}; "
+                f"{TEACHER_FEATURES_GLOB} in {runs_dir}; "
                 "the default kNN space is the teacher's penultimate features (SPEC §6); use --representation "
                 "input or PATH.npz for another space",
                 KdfairWarning,

@@ -45,8 +45,8 @@ from kdfair.runfolder import (
     PREDICTION_FILES,
     REPRESENTATION_NPZ,
     RUN_JSON,
-    TEACHER_FEATURES_NPZ,
     is_done,
+    teacher_features_files,
 )
 
 # what the audit reads from each run folder (epochs.csv: for convergence): a change to any of them makes
@@ -104,7 +104,7 @@ def staleness(audit_dir: Path, root: Path, found: RunFolders, options: AuditOpti
         return f"{len(unnamed)} incomplete run folder(s) it does not name, e.g. {unnamed[0]}"
     audited = (audit_dir / AUDIT_JSON).stat().st_mtime
     inputs = [d / name for d in found.run_dirs for name in RUN_INPUTS]
-    inputs += [root / REPRESENTATION_NPZ, root / TEACHER_FEATURES_NPZ]
+    inputs += [root / REPRESENTATION_NPZ, *teacher_features_files(root)]
     if options.representation not in ("auto", "teacher", "input", "none"):
         inputs.append(Path(options.representation))  # an npz given by path
     newer = [p for p in inputs if p.is_file() and p.stat().st_mtime > audited]

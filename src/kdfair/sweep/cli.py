@@ -33,8 +33,8 @@ examples:
   kdfair sweep configs/demo.yaml --workers 4        4 local worker processes (one GPU each on a GPU machine)
   kdfair sweep configs/demo.yaml --executor ray --address auto    Ray tasks on a running cluster
 
-Output: <out>/sweep.yaml, environment.json, representation.npz, teacher_features.npz (a checkpoint teacher's
-test features), runs/<run_id>/ (DONE marks a finished run),
+Output: <out>/sweep.yaml, environment.json, representation.npz, teacher_features_s<seed>.npz (a checkpoint
+teacher's test features), runs/<run_id>/ (DONE marks a finished run),
 audit/ and report/. A grid over data sets or model pairs writes one such folder per
 <data>__<teacher>-<student>. The config schema is in docs/sweeps.md.
 """

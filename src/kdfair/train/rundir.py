@@ -23,9 +23,9 @@ from kdfair.runfolder import (
     CHECKPOINT_PT,
     CONFIG_JSON,
     REPRESENTATION_NPZ,
-    TEACHER_FEATURES_NPZ,
     is_done,
     run_path,
+    teacher_features_path,
     write_config,
     write_environment,
     write_epochs,
@@ -140,15 +140,19 @@ def write_representation(dataset: Dataset, sweep_dir: str | Path) -> Path | None
 
 
 def write_teacher_features(
-    sweep_dir: str | Path, sample_id: np.ndarray, features: np.ndarray, weights_sha256: str
+    sweep_dir: str | Path, seed: int, sample_id: np.ndarray, features: np.ndarray, weights_sha256: str
 ) -> Path:
-    """Write ``sweep_dir/teacher_features.npz``: ``sample_id``, ``x`` (a checkpoint teacher's penultimate
-    features on the test split) and ``weights_sha256``; kept when it already holds these weights' features.
+    """Write ``sweep_dir/teacher_features_s<seed>.npz``: ``sample_id``, ``x`` (seed ``seed``'s checkpoint
+    teacher's penultimate features on the test split) and ``weights_sha256``; kept when it already holds
+    these weights' features.
 
     A sweep whose teacher is a checkpoint has no teacher run folder, so without this file its audit has no
-    teacher features for the kNN pairs of individual fairness (SPEC §6) and skips them.
+    teacher features for the kNN pairs of individual fairness (SPEC §6) and skips them. One file per seed,
+    as a teacher run per seed would hold its own: the DS units of a seed (the only writers of its file) all
+    distil from the same checkpoint, so units running at once never write different contents to one file,
+    and the audit takes the lowest seed's, as it takes the first teacher seed's run.
     """
-    target = Path(sweep_dir) / TEACHER_FEATURES_NPZ
+    target = teacher_features_path(sweep_dir, seed)
     if target.exists():
         with np.load(target, allow_pickle=False) as npz:
             if "weights_sha256" in npz.files and str(npz["weights_sha256"]) == weights_sha256:

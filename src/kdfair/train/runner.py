@@ -180,7 +180,8 @@ def _train_unit(
     if shard[0] == 0 and checkpoint and teacher is not None and teacher.model is not None:
         # no teacher run folder holds this teacher's features: the audit's kNN space (SPEC §6)
         _, features = predict(teacher.model, test, runtime, first.train.eval_batch_size)
-        write_teacher_features(sweep_dir, dataset.split("test").sample_ids, features, teacher.weights_sha256)
+        ids = dataset.split("test").sample_ids
+        write_teacher_features(sweep_dir, first.seed, ids, features, teacher.weights_sha256)
 
 
 def _fill_cache_once(
