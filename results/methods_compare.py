@@ -52,7 +52,8 @@ def compare(audit: Path, attribute: str, reference: str) -> str:
             cells.append(f"{v.mean():.2f} ± {v.std(ddof=1):.2f}")
             if condition.startswith("ds_") and condition != ref:
                 p = ttest_ind(v, k, equal_var=False).pvalue
-                cells.append(f"{v.mean() - k.mean():+.2f} ({p:.3f})")
+                shown = "<0.001" if p < 0.001 else f"{p:.3f}"
+                cells.append(f"{v.mean() - k.mean():+.2f} ({shown})")
             else:
                 cells.append("-")
         runs = health[health["condition"] == condition]
