@@ -141,5 +141,5 @@ def test_report_says_the_knn_space_is_the_teachers(tmp_path: Path) -> None:
     write_audit(audit_runs(tmp_path), tmp_path / "audit")
     build_report(tmp_path / "audit", tmp_path / "report", figures=False)
     knn = (tmp_path / "report" / "tables" / "table4_individual_fairness.md").read_text()
-    assert "k = 5 nearest in the teacher's penultimate feature space (teacher features (teacher_s0))" in knn
+    assert "k = 5 nearest in the teacher's penultimate feature space (teacher_s0), the same pairs" in knn
     assert "This favours the teacher" in knn and "WARNING" not in knn

@@ -14,6 +14,9 @@ def knn_notes(audit: AuditData) -> list[str]:
     k, space = fairness.get("k", 5), fairness.get("space")
     where = str(fairness.get("representation", "input"))
     if space == "teacher":
+        prefix = "teacher features ("  # the audit's description: "teacher features (<run folder or file>)"
+        if where.startswith(prefix) and where.endswith(")"):
+            where = where[len(prefix) : -1]
         notes = [
             f"Neighbours: k = {k} nearest in the teacher's penultimate feature space ({where}), the same "
             "pairs for every model (SPEC §6). This favours the teacher: its own value is measured in its "
