@@ -132,9 +132,8 @@ def resolve_representation(
     - None or ``"auto"`` (default) and ``"teacher"``: the first teacher seed's ``features`` (its penultimate
       representation), the same for every compared model; without a teacher run, the lowest seed's
       ``runs_dir/teacher_features_s<seed>.npz`` (written by a sweep whose teacher is a checkpoint). Without
-      either, ``auto``
-      skips kNN individual fairness with a :class:`KdfairWarning` (never a silent fallback to another
-      space); ``teacher`` is an error.
+      either, ``auto`` skips kNN individual fairness with a :class:`KdfairWarning` (never a silent fallback
+      to another space); ``teacher`` is an error.
     - ``"input"``: ``runs_dir/representation.npz`` (the sweep's standardised test inputs), an explicit
       option only: neighbours in pixel space share the colour and differ in the label (SPEC §6).
     - ``"none"``: skipped; any other value: a path to an npz with ``sample_id`` and ``x``.
